@@ -1,0 +1,33 @@
+"""remi_tutorial: mutual-information bounds, their regularized versions, and benchmarks.
+
+The course that goes with this package teaches why losses built on the Donsker-Varadhan
+and NWJ representations of the KL divergence are unstable and how the regularizer of
+Choi & Lee (UAI 2022) fixes them. Every function the course runs lives here.
+
+Modules:
+    bounds   the twelve bounds on a score matrix, the regularizer, the registry
+    critics  networks that score every pair of a batch
+    tasks    problems with a known MI, and the masks of each benchmark
+    train    one training loop for every critic, bound and task
+"""
+
+from .bounds import BOUND_NAMES, Bound, get_bound
+from .critics import ConcatCritic, SeparableCritic
+from .tasks import Batch, gaussian_batches, gaussian_mi, gaussian_rho
+from .train import TrainResult, train
+
+__all__ = [
+    "BOUND_NAMES",
+    "Bound",
+    "get_bound",
+    "ConcatCritic",
+    "SeparableCritic",
+    "Batch",
+    "gaussian_batches",
+    "gaussian_mi",
+    "gaussian_rho",
+    "TrainResult",
+    "train",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,729 @@
+"""Variational lower bounds on mutual information, as functions of a score matrix.
+
+Every bound in this module takes the same three tensors:
+
+* ``scores``: float ``[..., N, M]``, ``scores[..., i, j] = T(x_i, y_j)`` for a critic ``T``.
+  Leading dimensions are batch dimensions (for example many estimators trained at once);
+  every field of the returned :class:`Bound` then has shape ``[...]``.
+* ``positive``: bool, broadcastable to ``scores``; True where the pair ``(x_i, y_j)`` was
+  drawn from the joint distribution P (the diagonal for paired samples, the one-hot label
+  mask for a classifier's logits, same-label pairs for contrastive learning).
+* ``negative``: bool, broadcastable to ``scores``, or ``None`` for every pair; True where the
+  pair stands for a sample of the product of marginals Q.
+
+and returns a :class:`Bound` record. The Donsker-Varadhan (DV) family is
+``E_P[T] - log E_Q[e^T]`` (MINE, SMILE, InfoNCE); the Nguyen-Wainwright-Jordan (NWJ) family
+is ``E_P[T] - E_Q[e^(T-1)]`` (NWJ, TUBA, JS). The regularized counterparts of Choi & Lee
+(2022) subtract ``alpha * d(term, target)`` from the training objective and report the same
+MI estimate as their base bound.
+
+Value checks (NaN or infinite scores, empty masks) need the tensor's values and so a device
+synchronisation; every bound runs them unless called with ``check=False``, which is what a
+training loop (which checks every so many steps) and ``torch.func.vmap`` need. Shape, dtype
+and device checks are always run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from typing import Callable, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "Bound",
+    "validate_inputs",
+    "joint_term",
+    "dv_marginal",
+    "nwj_marginal",
+    "mine",
+    "smile",
+    "infonce",
+    "nwj",
+    "tuba",
+    "js",
+    "regularizer",
+    "remine",
+    "resmile",
+    "reinfonce",
+    "renwj",
+    "retuba",
+    "rejs",
+    "BOUNDS",
+    "BOUND_NAMES",
+    "get_bound",
+]
+
+Distance = Literal["squared", "absolute"]
+NWJPenaltyVariant = Literal["paper", "authors_code"]
+
+
+class Bound(NamedTuple):
+    """What a bound returns: the reported estimate, the training objective and its parts.
+
+    Every field is a tensor of shape ``scores.shape[:-2]`` (a scalar for one score matrix).
+
+    Attributes:
+        mi: the mutual-information estimate that is reported, in nats.
+        objective: what the optimizer maximizes. Equal to ``mi`` for most bounds; the
+            Jensen-Shannon divergence bound for ``js``; ``base objective - penalty`` for the
+            regularized bounds.
+        joint: the first term, ``E_P[T]`` over the positive pairs.
+        marginal: the second term: ``log E_Q[e^T]`` for the DV family, ``E_Q[e^(T-1)]`` for
+            NWJ (``E_Q[e^T / a]`` for TUBA with baseline ``a``).
+        penalty: ``alpha * d(term, target)`` for a regularized bound, zero otherwise.
+    """
+
+    mi: Tensor
+    objective: Tensor
+    joint: Tensor
+    marginal: Tensor
+    penalty: Tensor
+
+    @property
+    def loss(self) -> Tensor:
+        """``-objective``: the quantity to minimize with a PyTorch optimizer."""
+        return -self.objective
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_mask(name: str, mask: Tensor, scores: Tensor) -> None:
+    if not isinstance(mask, Tensor):
+        raise ValueError(f"{name} must be a bool tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"{name} must be a bool tensor, got dtype {mask.dtype}")
+    if mask.device != scores.device:
+        raise ValueError(f"{name} is on {mask.device} but scores are on {scores.device}")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, scores.shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != scores.shape:
+        raise ValueError(
+            f"{name} mask of shape {tuple(mask.shape)} does not broadcast to scores of "
+            f"shape {tuple(scores.shape)}"
+        )
+
+
+def validate_inputs(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    check_values: bool = True,
+) -> None:
+    """Raise ``ValueError`` naming the problem if the inputs of a bound are unusable.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None``.
+        check_values: also check that every score is finite and that every score matrix
+            has at least one positive and one negative pair. These checks read the values
+            (a device synchronisation); shape, dtype and device checks never do.
+    """
+    if not isinstance(scores, Tensor):
+        raise ValueError(f"scores must be a tensor, got {type(scores).__name__}")
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be a floating-point tensor, got dtype {scores.dtype}")
+    if scores.dim() < 2:
+        raise ValueError(f"scores must have shape [..., N, M], got {tuple(scores.shape)}")
+    _check_mask("positive", positive, scores)
+    if negative is not None:
+        _check_mask("negative", negative, scores)
+    if not check_values:
+        return
+    finite = torch.isfinite(scores)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"scores contain NaN or inf ({bad} of {scores.numel()} entries)")
+    if not bool(positive.expand_as(scores).flatten(-2).any(-1).all()):
+        raise ValueError(
+            "positive mask selects no pair: each score matrix needs at least one pair drawn "
+            "from the joint distribution (e.g. a contrastive batch with no same-label pair)"
+        )
+    if negative is not None and not bool(negative.expand_as(scores).flatten(-2).any(-1).all()):
+        raise ValueError("negative mask selects no pair: the marginal term needs at least one")
+
+
+# --------------------------------------------------------------------------- the two terms
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``."""
+    weights = mask.expand_as(values).to(values.dtype)
+    return torch.where(mask, values, 0.0).sum((-2, -1)) / weights.sum((-2, -1))
+
+
+def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
+    """``E_P[T]``: the mean score over the positive pairs.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+
+    Returns:
+        ``[...]``.
+    """
+    return _masked_mean(scores, positive)
+
+
+def _every_pair(scores: Tensor, negative: Tensor | None) -> Tensor:
+    if negative is None:
+        return torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
+    return negative
+
+
+def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
+    """``log E_Q[e^T]``: the log-mean-exp of the scores over the negative pairs.
+
+    Computed with a masked log-sum-exp, so it is finite for any finite scores.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+
+    Returns:
+        ``[...]``.
+    """
+    negative = _every_pair(scores, negative)
+    count = negative.expand_as(scores).sum((-2, -1)).to(scores.dtype)
+    masked = torch.where(negative, scores, -math.inf)
+    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(count)
+
+
+def nwj_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
+    """``E_Q[e^(T-1)]``, the second term of the NWJ representation.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+
+    Returns:
+        ``[...]``.
+    """
+    return torch.exp(dv_marginal(scores, negative) - 1.0)
+
+
+def _row_log_mean_exp(scores: Tensor, candidates: Tensor) -> Tensor:
+    """``log mean_{j in candidates[i]} e^(scores[i, j])`` for every row: ``[..., N]``.
+
+    A row without candidates gets 0 (and no gradient) instead of ``-inf``, so that giving it
+    weight zero later cannot produce ``0 * inf = nan``.
+    """
+    candidates = candidates.expand_as(scores)
+    row_has_any = candidates.any(-1, keepdim=True)
+    masked = torch.where(candidates, scores, torch.where(row_has_any, -math.inf, 0.0))
+    count = candidates.sum(-1).clamp_min(1).to(scores.dtype)
+    return torch.logsumexp(masked, dim=-1) - torch.log(count)
+
+
+def _zero_penalty(mi: Tensor) -> Tensor:
+    return torch.zeros_like(mi)
+
+
+# --------------------------------------------------------------------------- the DV family
+
+
+def mine(
+    scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
+) -> Bound:
+    """MINE as the paper uses the name: the Donsker-Varadhan bound on one batch.
+
+    ``I_MINE = E_P[T] - log E_Q[e^T]`` with both expectations replaced by batch means
+    (Belghazi et al., 2018, eq. 10, without the moving-average gradient correction).
+    Invariant to ``T -> T + c``: nothing in it pins the critic's additive constant, which is
+    what lets the two terms drift.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``: pairs from the joint.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``marginal = log E_Q[e^T]``; every field ``[...]``.
+    """
+    validate_inputs(scores, positive, negative, check_values=check)
+    joint = joint_term(scores, positive)
+    marginal = dv_marginal(scores, negative)
+    mi = joint - marginal
+    return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
+
+
+def _fgan_js(scores: Tensor, positive: Tensor, negative: Tensor | None) -> Tensor:
+    """The f-GAN Jensen-Shannon objective ``E_P[-softplus(-T)] - E_Q[softplus(T)]``.
+
+    Its maximizer is ``T = log dP/dQ`` (Nowozin et al., 2016; Poole et al., 2019, eq. 16).
+    """
+    from_joint = _masked_mean(-F.softplus(-scores), positive)
+    from_marginal = _masked_mean(F.softplus(scores), _every_pair(scores, negative))
+    return from_joint - from_marginal
+
+
+def smile(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    tau: float = 5.0,
+    clip: Literal["both", "marginal"] = "both",
+    gradient: Literal["dv", "js"] = "dv",
+    check: bool = True,
+) -> Bound:
+    """SMILE: the DV bound with the scores clipped to ``[-tau, tau]`` (Song & Ermon, 2020).
+
+    Three published variants differ in what is clipped and what is trained:
+
+    * ``clip="both", gradient="dv"`` (default): the clipped DV bound
+      ``E_P[clip T] - log E_Q[e^(clip T)]`` is reported and trained, as in the CIFAR code of
+      Choi & Lee. Its objective is bounded by ``2 tau``.
+    * ``clip="marginal", gradient="dv"``: only the marginal scores are clipped, as in the
+      Gaussian code of Choi & Lee. Its objective is unbounded: once the marginal scores
+      pass ``tau`` their gradient vanishes and ``E_P[T]`` can grow without limit.
+    * ``clip="marginal", gradient="js"``: Song & Ermon's own code, which trains the critic
+      on the Jensen-Shannon bound and only reports the clipped DV value.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        tau: the clipping threshold, ``> 0``.
+        clip: which terms see clipped scores.
+        gradient: ``"dv"`` trains on the reported value; ``"js"`` on the f-GAN JS bound.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``joint`` and ``marginal`` as clipped for the reported value.
+    """
+    if tau <= 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    if clip not in ("both", "marginal"):
+        raise ValueError(f"clip must be 'both' or 'marginal', got {clip!r}")
+    if gradient not in ("dv", "js"):
+        raise ValueError(f"gradient must be 'dv' or 'js', got {gradient!r}")
+    validate_inputs(scores, positive, negative, check_values=check)
+    clipped = scores.clamp(-tau, tau)
+    joint = joint_term(clipped if clip == "both" else scores, positive)
+    marginal = dv_marginal(clipped, negative)
+    mi = joint - marginal
+    objective = mi if gradient == "dv" else _fgan_js(scores, positive, negative)
+    return Bound(mi, objective, joint, marginal, _zero_penalty(mi))
+
+
+def infonce(
+    scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
+) -> Bound:
+    """InfoNCE (van den Oord et al., 2018; Poole et al., 2019, eq. 12), row by row.
+
+    For each positive pair ``(i, j)`` the score is contrasted with row ``i``'s candidate set
+    ``C_i = positive[i] | negative[i]``::
+
+        I_NCE = mean over positive (i, j) of  T(x_i, y_j) - log mean_{k in C_i} e^T(x_i, y_k)
+
+    so rows are weighted by their number of positives. The positive pair sits in its own
+    denominator, which is what makes it a bound and caps it at ``log max_i |C_i|`` (``log N``
+    for paired samples; ``log K`` minus the cross-entropy for a classifier's logits).
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``marginal`` the positive-weighted mean of the rows'
+        log-mean-exp; every field ``[...]``.
+    """
+    validate_inputs(scores, positive, negative, check_values=check)
+    candidates = _every_pair(scores, negative) | positive
+    row_weights = positive.expand_as(scores).sum(-1).to(scores.dtype)  # [..., N]
+    row_marginals = _row_log_mean_exp(scores, candidates)
+    joint = joint_term(scores, positive)
+    marginal = (row_weights * row_marginals).sum(-1) / row_weights.sum(-1)
+    mi = joint - marginal
+    return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
+
+
+# --------------------------------------------------------------------------- the NWJ family
+
+
+def tuba(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    log_baseline: float | Tensor = 0.0,
+    check: bool = True,
+) -> Bound:
+    """TUBA (Poole et al., 2019, eq. 9) with baseline ``a(y) = exp(log_baseline)``.
+
+    ``I_TUBA = 1 + E_P[T - log a(y)] - E_Q[e^T / a(y)]``. With ``a = 1`` (default, as in the
+    paper) this is ``1 + E_P[T] - E_Q[e^T]``; with ``a = e`` it is NWJ. In general
+    ``TUBA(T; a) = NWJ(T + 1 - log a)``, so the optimal critic is ``log dP/dQ + log a``.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        log_baseline: ``log a(y)``: a number, or a tensor broadcastable to ``scores``
+            (``[M]`` for one baseline per column ``y_j``).
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``joint = E_P[T]`` and ``marginal = E_Q[e^T / a]``.
+    """
+    validate_inputs(scores, positive, negative, check_values=check)
+    shifted = scores - log_baseline
+    joint = joint_term(scores, positive)
+    marginal = torch.exp(dv_marginal(shifted, negative))
+    mi = 1.0 + joint_term(shifted, positive) - marginal
+    return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
+
+
+def nwj(
+    scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
+) -> Bound:
+    """NWJ (Nguyen, Wainwright & Jordan, 2010), also called f-MINE: ``E_P[T] - E_Q[e^(T-1)]``.
+
+    TUBA with ``a = e``. Not invariant to ``T -> T + c``: its optimal critic is
+    ``1 + log dP/dQ``, where ``E_Q[e^(T-1)] = 1``, so the bound pins its own offset.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``marginal = E_Q[e^(T-1)]``.
+    """
+    return tuba(scores, positive, negative, log_baseline=1.0, check=check)
+
+
+def js(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    report_shift: float = 0.0,
+    check: bool = True,
+) -> Bound:
+    """JS: train on the f-GAN Jensen-Shannon bound, report NWJ at the critic.
+
+    The objective ``E_P[-softplus(-T)] - E_Q[softplus(T)]`` is maximized at
+    ``T = log dP/dQ`` (Poole et al., 2019, eq. 16). The reported estimate is
+    ``NWJ(T + report_shift)``. With ``report_shift = 0`` (default) it is the value that
+    Poole et al.'s and Choi & Lee's code report; at the JS optimum it equals ``I - 1/e``,
+    because NWJ's own optimum sits one nat higher. ``report_shift = 1`` evaluates NWJ where
+    that optimum lands and gives exactly ``I`` there.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        report_shift: the constant added to the critic before NWJ is evaluated.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` with ``objective`` the JS bound, ``joint = E_P[T]`` and
+        ``marginal = E_Q[e^(T + report_shift - 1)]``.
+    """
+    validate_inputs(scores, positive, negative, check_values=check)
+    reported = nwj(scores + report_shift, positive, negative, check=False)
+    joint = joint_term(scores, positive)
+    objective = _fgan_js(scores, positive, negative)
+    return Bound(reported.mi, objective, joint, reported.marginal, reported.penalty)
+
+
+# --------------------------------------------------------------------------- the regularizer
+
+
+def regularizer(
+    term: Tensor, target: float, *, alpha: float, distance: Distance = "squared"
+) -> Tensor:
+    """The penalty of Choi & Lee (2022): ``alpha * d(term, target)``.
+
+    ``D_ReDV`` uses ``term = log E_Q[e^T]`` (any target ``C``); ``D_ReNWJ`` uses
+    ``term = E_Q[e^(T-1)]`` with target 1.
+
+    Args:
+        term: ``[...]``.
+        target: the value at which the penalty is zero.
+        alpha: the weight, ``>= 0``.
+        distance: ``"squared"``: ``(term - target)^2``; ``"absolute"``: ``|term - target|``.
+
+    Returns:
+        ``[...]``.
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    gap = term - target
+    if distance == "squared":
+        return alpha * gap.square()
+    if distance == "absolute":
+        return alpha * gap.abs()
+    raise ValueError(f"distance must be 'squared' or 'absolute', got {distance!r}")
+
+
+def _penalized(base: Bound, penalty: Tensor) -> Bound:
+    return base._replace(objective=base.objective - penalty, penalty=penalty)
+
+
+def remine(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    alpha: float = 0.1,
+    target: float = 0.0,
+    distance: Distance = "squared",
+    check: bool = True,
+) -> Bound:
+    """ReMINE: MINE trained with the penalty ``alpha * d(log E_Q[e^T], target)``.
+
+    Reports MINE's estimate. The penalty pins the additive constant that the DV bound leaves
+    free, so the two terms cannot drift (Choi & Lee, 2022, D_ReDV).
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        alpha: the penalty weight.
+        target: ``C``, the value ``log E_Q[e^T]`` is pulled towards.
+        distance: ``"squared"`` or ``"absolute"``.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound`.
+    """
+    base = mine(scores, positive, negative, check=check)
+    return _penalized(base, regularizer(base.marginal, target, alpha=alpha, distance=distance))
+
+
+def resmile(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    tau: float = 5.0,
+    clip: Literal["both", "marginal"] = "both",
+    gradient: Literal["dv", "js"] = "dv",
+    alpha: float = 0.1,
+    target: float = 0.0,
+    distance: Distance = "squared",
+    check: bool = True,
+) -> Bound:
+    """ReSMILE: SMILE with the DV penalty on the *unclipped* ``log E_Q[e^T]``.
+
+    The penalty sees the raw scores, so it still pulls them back when every score sits
+    beyond the clip and SMILE's own gradient is zero. Parameters as in :func:`smile` and
+    :func:`remine`.
+
+    Returns:
+        :class:`Bound` reporting SMILE's estimate.
+    """
+    base = smile(scores, positive, negative, tau=tau, clip=clip, gradient=gradient, check=check)
+    term = dv_marginal(scores, negative)
+    return _penalized(base, regularizer(term, target, alpha=alpha, distance=distance))
+
+
+def reinfonce(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    alpha: float = 0.1,
+    target: float = 0.0,
+    distance: Distance = "squared",
+    check: bool = True,
+) -> Bound:
+    """ReInfoNCE: InfoNCE with the DV penalty on ``log E_Q[e^T]`` over the negative pairs.
+
+    Parameters as in :func:`infonce` and :func:`remine`.
+
+    Returns:
+        :class:`Bound` reporting InfoNCE's estimate.
+    """
+    base = infonce(scores, positive, negative, check=check)
+    term = dv_marginal(scores, negative)
+    return _penalized(base, regularizer(term, target, alpha=alpha, distance=distance))
+
+
+def _nwj_family_penalty(
+    scores_at_nwj_optimum: Tensor,
+    scores: Tensor,
+    negative: Tensor | None,
+    *,
+    alpha: float,
+    distance: Distance,
+    variant: NWJPenaltyVariant,
+) -> Tensor:
+    """The ReNWJ penalty for a critic whose NWJ-parametrised version is the first argument.
+
+    ``"paper"``: ``alpha * d(E_Q[e^(T' - 1)], 1)`` with ``T'`` the critic as NWJ sees it, so
+    the penalty is zero at the bound's own optimum. ``"authors_code"``:
+    ``alpha * d(log E_Q[e^T], 0)`` on the raw critic.
+    """
+    if variant == "paper":
+        return regularizer(
+            nwj_marginal(scores_at_nwj_optimum, negative), 1.0, alpha=alpha, distance=distance
+        )
+    if variant == "authors_code":
+        return regularizer(dv_marginal(scores, negative), 0.0, alpha=alpha, distance=distance)
+    raise ValueError(f"variant must be 'paper' or 'authors_code', got {variant!r}")
+
+
+def renwj(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    alpha: float = 0.1,
+    distance: Distance = "squared",
+    variant: NWJPenaltyVariant = "paper",
+    check: bool = True,
+) -> Bound:
+    """ReNWJ: NWJ trained with the penalty ``alpha * d(E_Q[e^(T-1)], 1)`` (paper's D_ReNWJ).
+
+    The penalty is zero at NWJ's optimum ``T = 1 + log dP/dQ``, so it does not move it.
+    ``variant="authors_code"`` penalises ``d(log E_Q[e^T], 0)`` instead, as Choi & Lee's
+    public code does; that target is *not* at NWJ's optimum (there ``log E_Q[e^T] = 1``) and
+    biases the estimate low.
+
+    Args:
+        scores: float ``[..., N, M]``.
+        positive: bool, broadcastable to ``scores``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        alpha: the penalty weight.
+        distance: ``"squared"`` or ``"absolute"``.
+        variant: ``"paper"`` or ``"authors_code"``.
+        check: run the value checks of :func:`validate_inputs`.
+
+    Returns:
+        :class:`Bound` reporting NWJ's estimate.
+    """
+    base = nwj(scores, positive, negative, check=check)
+    penalty = _nwj_family_penalty(
+        scores, scores, negative, alpha=alpha, distance=distance, variant=variant
+    )
+    return _penalized(base, penalty)
+
+
+def retuba(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    log_baseline: float | Tensor = 0.0,
+    alpha: float = 0.1,
+    distance: Distance = "squared",
+    variant: NWJPenaltyVariant = "paper",
+    check: bool = True,
+) -> Bound:
+    """ReTUBA: TUBA with the ReNWJ penalty ``alpha * d(E_Q[e^T / a], 1)``.
+
+    Since ``TUBA(T; a) = NWJ(T + 1 - log a)``, the paper's penalty on that critic is
+    ``d(E_Q[e^T / a], 1)``, zero at TUBA's optimum. With ``a = 1`` the authors' code target
+    (``log E_Q[e^T] = 0``) sits at the same point. Parameters as in :func:`tuba` and
+    :func:`renwj`.
+
+    Returns:
+        :class:`Bound` reporting TUBA's estimate.
+    """
+    base = tuba(scores, positive, negative, log_baseline=log_baseline, check=check)
+    penalty = _nwj_family_penalty(
+        scores + 1.0 - log_baseline, scores, negative,
+        alpha=alpha, distance=distance, variant=variant,
+    )
+    return _penalized(base, penalty)
+
+
+def rejs(
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    report_shift: float = 0.0,
+    alpha: float = 0.1,
+    distance: Distance = "squared",
+    variant: NWJPenaltyVariant = "paper",
+    check: bool = True,
+) -> Bound:
+    """ReJS: the JS bound with the ReNWJ penalty ``alpha * d(E_Q[e^T], 1)``.
+
+    The JS optimum ``T = log dP/dQ`` is NWJ's optimum shifted by one, so the paper's penalty
+    on that critic, ``d(E_Q[e^((T + 1) - 1)], 1)``, is zero there whatever ``report_shift``
+    is (``report_shift`` only changes what is reported). Parameters as in :func:`js` and
+    :func:`renwj`.
+
+    Returns:
+        :class:`Bound` reporting JS's estimate.
+    """
+    base = js(scores, positive, negative, report_shift=report_shift, check=check)
+    penalty = _nwj_family_penalty(
+        scores + 1.0, scores, negative, alpha=alpha, distance=distance, variant=variant
+    )
+    return _penalized(base, penalty)
+
+
+# --------------------------------------------------------------------------- the registry
+
+BOUNDS: dict[str, Callable[..., Bound]] = {
+    "mine": mine,
+    "smile": smile,
+    "infonce": infonce,
+    "nwj": nwj,
+    "tuba": tuba,
+    "js": js,
+    "remine": remine,
+    "resmile": resmile,
+    "reinfonce": reinfonce,
+    "renwj": renwj,
+    "retuba": retuba,
+    "rejs": rejs,
+}
+"""The twelve bounds of the paper by name: six originals, then their regularized versions."""
+
+BOUND_NAMES: tuple[str, ...] = tuple(BOUNDS)
+
+
+def get_bound(name: str, **params) -> Callable[..., Bound]:
+    """The bound called ``name`` (case-insensitive) with its keyword parameters fixed.
+
+    Example::
+
+        bound = get_bound("remine", alpha=0.1)
+        result = bound(scores, positive, negative)
+
+    Args:
+        name: one of :data:`BOUND_NAMES`.
+        **params: keyword parameters of that bound (``alpha``, ``tau``, ...).
+
+    Returns:
+        A callable ``(scores, positive, negative=None, *, check=True) -> Bound``.
+
+    Raises:
+        ValueError: for an unknown name or a parameter the bound does not take.
+    """
+    key = name.lower()
+    if key not in BOUNDS:
+        raise ValueError(f"unknown bound {name!r}; choose one of {', '.join(BOUND_NAMES)}")
+    function = BOUNDS[key]
+    accepted = [
+        p.name for p in inspect.signature(function).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "check"
+    ]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"bound {key!r} takes no parameter {', '.join(unknown)}; "
+            f"it takes {', '.join(accepted) or 'none'}"
+        )
+    return functools.partial(function, **params)

@@ -1,0 +1,103 @@
+"""Critics: networks that score every pair of a batch, ``(x [N, dx], y [M, dy]) -> [N, M]``.
+
+``scores[i, j] = T(x_i, y_j)`` is the input of every bound in :mod:`remi_tutorial.bounds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["mlp", "SeparableCritic", "ConcatCritic"]
+
+
+def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
+    """A ReLU multilayer perceptron ``in_dim -> hidden_dims... -> out_dim``.
+
+    Args:
+        in_dim: input features.
+        hidden_dims: the width of each hidden layer (may be empty: a linear map).
+        out_dim: output features.
+
+    Returns:
+        ``nn.Sequential`` mapping ``[..., in_dim]`` to ``[..., out_dim]``.
+    """
+    layers: list[nn.Module] = []
+    widths = [in_dim, *hidden_dims]
+    for width_in, width_out in zip(widths[:-1], widths[1:]):
+        layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+    layers.append(nn.Linear(widths[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+class SeparableCritic(nn.Module):
+    """``T(x, y) = g(x)^T h(y)``: two encoders and a dot product.
+
+    Cost is linear in the batch size per encoder plus one ``[N, M]`` matrix product.
+
+    Args:
+        x_dim: features of ``x``.
+        y_dim: features of ``y``.
+        hidden_dims: hidden widths of both encoders (the paper: ``(256, 256)``).
+        embed_dim: the dimension of ``g(x)`` and ``h(y)`` (the paper: 32).
+    """
+
+    def __init__(
+        self, x_dim: int, y_dim: int, hidden_dims: Sequence[int] = (256, 256), embed_dim: int = 32
+    ):
+        super().__init__()
+        self.g = mlp(x_dim, hidden_dims, embed_dim)
+        self.h = mlp(y_dim, hidden_dims, embed_dim)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores of every pair.
+
+        Args:
+            x: ``[N, x_dim]``.
+            y: ``[M, y_dim]``.
+
+        Returns:
+            ``[N, M]``.
+        """
+        return self.g(x) @ self.h(y).T
+
+
+class ConcatCritic(nn.Module):
+    """``T(x, y) = MLP([x, y])`` evaluated on all ``N x M`` pairs at once.
+
+    The first layer is linear, so ``W [x_i, y_j] + b = W_x x_i + (W_y y_j + b)``: it is
+    computed as an ``[N, 1, H] + [1, M, H]`` broadcast instead of materialising the
+    ``[N, M, dx + dy]`` concatenation. The parameters are exactly those of
+    ``mlp(x_dim + y_dim, hidden_dims, 1)``, stored in :attr:`net`.
+
+    Args:
+        x_dim: features of ``x``.
+        y_dim: features of ``y``.
+        hidden_dims: hidden widths, at least one (the paper: ``(256, 256)``).
+    """
+
+    def __init__(self, x_dim: int, y_dim: int, hidden_dims: Sequence[int] = (256, 256)):
+        super().__init__()
+        if len(hidden_dims) == 0:
+            raise ValueError("ConcatCritic needs at least one hidden layer")
+        self.x_dim = x_dim
+        self.net = mlp(x_dim + y_dim, hidden_dims, 1)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores of every pair.
+
+        Args:
+            x: ``[N, x_dim]``.
+            y: ``[M, y_dim]``.
+
+        Returns:
+            ``[N, M]``.
+        """
+        first = self.net[0]
+        weight_x, weight_y = first.weight[:, : self.x_dim], first.weight[:, self.x_dim :]
+        from_x = x @ weight_x.T  # [N, H]
+        from_y = torch.addmm(first.bias, y, weight_y.T)  # [M, H]
+        hidden = from_x[:, None, :] + from_y[None, :, :]  # [N, M, H]
+        return self.net[1:](hidden).squeeze(-1)

@@ -1,0 +1,146 @@
+"""One training loop for every critic, bound and task.
+
+``train`` maximizes ``bound(critic(*batch.inputs), batch.positive, batch.negative).objective``
+and records every field of the :class:`~remi_tutorial.bounds.Bound` at every step. The
+record lives on the critic's device and is copied to the host every ``check_every`` steps,
+so a step never waits for the device. At each copy the loop checks that what it recorded is
+finite; a run whose loss turns NaN or infinite stops there with a warning, keeps the history
+up to its last finite step and restores the critic's last good weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .bounds import Bound, validate_inputs
+from .tasks import Batch
+
+__all__ = ["TrainResult", "HISTORY_FIELDS", "train", "default_device"]
+
+HISTORY_FIELDS: tuple[str, ...] = Bound._fields
+"""The per-step columns ``train`` records besides ``step`` and ``true_mi``."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        history: one row per completed step: ``step``, ``true_mi`` and the :class:`Bound`
+            fields ``mi, objective, joint, marginal, penalty``.
+        diverged_at: the first step whose record was not finite, or ``None``.
+        message: a one-line summary of how the run ended.
+    """
+
+    history: pd.DataFrame
+    diverged_at: int | None
+    message: str
+
+
+def _module_device(module: nn.Module) -> torch.device:
+    parameter = next(module.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def train(
+    critic: nn.Module,
+    bound: Callable[..., Bound],
+    batches: Callable[[int], Batch],
+    *,
+    steps: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 5e-4,
+    check_every: int = 100,
+    progress: bool = True,
+    description: str | None = None,
+) -> TrainResult:
+    """Train ``critic`` to maximize ``bound`` on the batches of a task.
+
+    Args:
+        critic: maps ``*batch.inputs`` to ``scores [N, M]``.
+        bound: ``(scores, positive, negative, *, check) -> Bound``, e.g. from
+            :func:`~remi_tutorial.bounds.get_bound`.
+        batches: ``step -> Batch``, e.g. from :func:`~remi_tutorial.tasks.gaussian_batches`.
+        steps: the number of optimizer steps.
+        optimizer: defaults to ``Adam(critic.parameters(), lr=lr)``.
+        lr: the learning rate of the default optimizer.
+        check_every: steps between copies of the record to the host and finiteness checks.
+        progress: show a tqdm progress bar.
+        description: the progress bar's label.
+
+    Returns:
+        :class:`TrainResult`. The critic is trained in place; after a divergence it holds
+        the weights of the last check at which everything recorded was finite.
+
+    Raises:
+        ValueError: if the first batch's scores or masks are unusable (see
+            :func:`~remi_tutorial.bounds.validate_inputs`), or ``steps < 1``.
+    """
+    if steps < 1 or check_every < 1:
+        raise ValueError(f"steps and check_every must be positive, got {steps}, {check_every}")
+    device = _module_device(critic)
+    optimizer = optimizer or torch.optim.Adam(critic.parameters(), lr=lr)
+    buffer = torch.empty(check_every, len(HISTORY_FIELDS), device=device)
+    rows: list[torch.Tensor] = []
+    true_mis: list[float] = []
+    last_good = copy.deepcopy(critic.state_dict())
+    diverged_at = None
+    bar = tqdm(total=steps, desc=description, disable=not progress, leave=False)
+
+    critic.train()
+    step = 0
+    while step < steps and diverged_at is None:
+        chunk = min(check_every, steps - step)
+        for offset in range(chunk):
+            batch = batches(step + offset)
+            scores = critic(*batch.inputs)
+            if step + offset == 0:
+                validate_inputs(scores, batch.positive, batch.negative)
+            result = bound(scores, batch.positive, batch.negative, check=False)
+            optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            optimizer.step()
+            buffer[offset] = torch.stack(result).detach()
+            true_mis.append(batch.true_mi)
+        recorded = buffer[:chunk].to("cpu", copy=True)
+        finite_rows = torch.isfinite(recorded).all(dim=1)
+        if bool(finite_rows.all()):
+            rows.append(recorded)
+            last_good = copy.deepcopy(critic.state_dict())
+        else:
+            first_bad = int((~finite_rows).nonzero()[0])
+            rows.append(recorded[:first_bad])
+            diverged_at = step + first_bad
+            critic.load_state_dict(last_good)
+        step += chunk
+        bar.update(chunk)
+        if rows and len(rows[-1]):
+            bar.set_postfix(mi=f"{float(rows[-1][-1, 0]):.3f}")
+    bar.close()
+
+    values = torch.cat(rows).double().numpy() if rows else torch.empty(0, len(HISTORY_FIELDS)).numpy()
+    history = pd.DataFrame(values, columns=list(HISTORY_FIELDS))
+    history.insert(0, "true_mi", true_mis[: len(history)])
+    history.insert(0, "step", range(len(history)))
+    if diverged_at is None:
+        message = f"finished {steps} steps"
+    else:
+        message = (
+            f"stopped at step {diverged_at}: the bound became non-finite; kept "
+            f"{len(history)} steps of history and the weights of the last finite check"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return TrainResult(history, diverged_at, message)
+
+
+def default_device() -> torch.device:
+    """The first CUDA GPU if there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
