@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -34,8 +35,9 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        history: one row per completed step: ``step``, ``true_mi`` and the :class:`Bound`
-            fields ``mi, objective, joint, marginal, penalty``.
+        history: one row per completed step (and estimator, for stacked estimators):
+            ``step``, (``estimator``,) ``true_mi`` and the :class:`Bound` fields
+            ``mi, objective, joint, marginal, penalty``.
         diverged_at: the first step whose record was not finite, or ``None``.
         message: a one-line summary of how the run ended.
     """
@@ -45,9 +47,20 @@ class TrainResult:
     message: str
 
 
-def _module_device(module: nn.Module) -> torch.device:
-    parameter = next(module.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
+def _tidy(records: torch.Tensor, true_mis: list[float]) -> pd.DataFrame:
+    """``records [steps, 5, *estimators]`` -> one row per step (and estimator)."""
+    steps = records.shape[0]
+    values = records.double().reshape(steps, len(HISTORY_FIELDS), -1)  # [steps, 5, E]
+    estimators = values.shape[-1]
+    table = pd.DataFrame(
+        values.permute(0, 2, 1).reshape(-1, len(HISTORY_FIELDS)).numpy(),
+        columns=list(HISTORY_FIELDS),
+    )
+    table.insert(0, "true_mi", np.repeat(np.asarray(true_mis[:steps], dtype=float), estimators))
+    if records.dim() > 2:
+        table.insert(0, "estimator", np.tile(np.arange(estimators), steps))
+    table.insert(0, "step", np.repeat(np.arange(steps), estimators))
+    return table
 
 
 def train(
@@ -64,8 +77,12 @@ def train(
 ) -> TrainResult:
     """Train ``critic`` to maximize ``bound`` on the batches of a task.
 
+    Estimators stacked along leading dimensions train together: a critic that returns
+    ``scores [E, N, M]`` and a bound whose fields have shape ``[E]`` give a history with an
+    ``estimator`` column; the loss minimized is the sum of the ``E`` losses.
+
     Args:
-        critic: maps ``*batch.inputs`` to ``scores [N, M]``.
+        critic: maps ``*batch.inputs`` to ``scores [N, M]`` (or ``[E, N, M]``).
         bound: ``(scores, positive, negative, *, check) -> Bound``, e.g. from
             :func:`~remi_tutorial.bounds.get_bound`.
         batches: ``step -> Batch``, e.g. from :func:`~remi_tutorial.tasks.gaussian_batches`.
@@ -86,9 +103,8 @@ def train(
     """
     if steps < 1 or check_every < 1:
         raise ValueError(f"steps and check_every must be positive, got {steps}, {check_every}")
-    device = _module_device(critic)
     optimizer = optimizer or torch.optim.Adam(critic.parameters(), lr=lr)
-    buffer = torch.empty(check_every, len(HISTORY_FIELDS), device=device)
+    buffer: torch.Tensor | None = None  # [check_every, 5, *estimators], allocated at step 0
     rows: list[torch.Tensor] = []
     true_mis: list[float] = []
     last_good = copy.deepcopy(critic.state_dict())
@@ -106,12 +122,17 @@ def train(
                 validate_inputs(scores, batch.positive, batch.negative)
             result = bound(scores, batch.positive, batch.negative, check=False)
             optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
+            # Estimators stacked along leading dimensions have separate parameters, so the
+            # gradient of the sum is each one's own gradient.
+            result.loss.sum().backward()
             optimizer.step()
-            buffer[offset] = torch.stack(result).detach()
+            record = torch.stack(result).detach()
+            if buffer is None:
+                buffer = record.new_empty(check_every, *record.shape)
+            buffer[offset] = record
             true_mis.append(batch.true_mi)
         recorded = buffer[:chunk].to("cpu", copy=True)
-        finite_rows = torch.isfinite(recorded).all(dim=1)
+        finite_rows = torch.isfinite(recorded.flatten(1)).all(dim=1)
         if bool(finite_rows.all()):
             rows.append(recorded)
             last_good = copy.deepcopy(critic.state_dict())
@@ -122,20 +143,18 @@ def train(
             critic.load_state_dict(last_good)
         step += chunk
         bar.update(chunk)
-        if rows and len(rows[-1]):
-            bar.set_postfix(mi=f"{float(rows[-1][-1, 0]):.3f}")
+        if len(rows[-1]):
+            bar.set_postfix(mi=f"{float(rows[-1][-1, 0].mean()):.3f}")
     bar.close()
 
-    values = torch.cat(rows).double().numpy() if rows else torch.empty(0, len(HISTORY_FIELDS)).numpy()
-    history = pd.DataFrame(values, columns=list(HISTORY_FIELDS))
-    history.insert(0, "true_mi", true_mis[: len(history)])
-    history.insert(0, "step", range(len(history)))
+    history = _tidy(torch.cat(rows), true_mis)
     if diverged_at is None:
         message = f"finished {steps} steps"
     else:
         message = (
             f"stopped at step {diverged_at}: the bound became non-finite; kept "
-            f"{len(history)} steps of history and the weights of the last finite check"
+            f"{len(true_mis[:diverged_at])} steps of history and the weights of the last "
+            "finite check"
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return TrainResult(history, diverged_at, message)
