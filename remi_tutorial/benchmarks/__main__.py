@@ -6,7 +6,10 @@ import argparse
 import importlib
 
 # command -> the module that implements it with add_arguments(parser) and main(args)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "gaussian": "remi_tutorial.benchmarks.gaussian",
+    "gaussian-report": "remi_tutorial.benchmarks.gaussian_report",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

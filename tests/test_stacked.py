@@ -1,0 +1,153 @@
+import pytest
+import torch
+
+from remi_tutorial.bounds import BOUND_NAMES, get_bound
+from remi_tutorial.critics import ConcatCritic, SeparableCritic
+from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from remi_tutorial.tasks import contrastive_masks, paired_masks
+
+CRITIC_PAIRS = [
+    (lambda: SeparableCritic(3, 2, hidden_dims=(5, 4), embed_dim=3), StackedSeparableCritic),
+    (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)), StackedConcatCritic),
+]
+
+
+def inputs(n=6, m=7):
+    return torch.randn(n, 3, dtype=torch.float64), torch.randn(m, 2, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("make, stacked_class", CRITIC_PAIRS)
+def test_stacked_critic_scores_equal_each_critics_scores(make, stacked_class):
+    critics = [make().double() for _ in range(3)]
+    x, y = inputs()
+    scores = stacked_class(critics)(x, y)
+    assert scores.shape == (3, 6, 7)
+    for index, critic in enumerate(critics):
+        torch.testing.assert_close(scores[index], critic(x, y), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, stacked_class", CRITIC_PAIRS)
+def test_stacked_critic_takes_one_batch_per_estimator(make, stacked_class):
+    critics = [make().double() for _ in range(2)]
+    batches = [inputs() for _ in critics]
+    x = torch.stack([batch[0] for batch in batches])
+    y = torch.stack([batch[1] for batch in batches])
+    scores = stacked_class(critics)(x, y)
+    for index, critic in enumerate(critics):
+        torch.testing.assert_close(scores[index], critic(*batches[index]), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("make, stacked_class", CRITIC_PAIRS)
+def test_unstack_gives_back_each_critic(make, stacked_class):
+    critics = [make().double() for _ in range(3)]
+    stacked = stacked_class(critics)
+    x, y = inputs()
+    for index, critic in enumerate(critics):
+        copy = stacked.unstack(index)
+        assert type(copy) is type(critic)
+        torch.testing.assert_close(copy(x, y), critic(x, y), rtol=0, atol=0)
+
+
+def test_stacked_critic_copies_the_weights():
+    critic = SeparableCritic(3, 2, hidden_dims=(5,), embed_dim=3)
+    stacked = StackedSeparableCritic([critic])
+    with torch.no_grad():
+        stacked.g.weights[0].add_(1.0)
+    assert not torch.equal(stacked.unstack(0).g[0].weight, critic.g[0].weight)
+
+
+def test_stacking_critics_of_different_shapes_raises():
+    with pytest.raises(ValueError, match="differ in shape"):
+        StackedSeparableCritic([SeparableCritic(3, 2, (5,), 3), SeparableCritic(3, 2, (6,), 3)])
+
+
+# --------------------------------------------------------------------------- the bound
+
+PARAMETER_SETS = {
+    "defaults": {},
+    "benchmark": {
+        "smile": dict(tau=2.0, clip="marginal", gradient="js"),
+        "resmile": dict(tau=2.0, clip="marginal", gradient="js", alpha=1.0),
+        "remine": dict(alpha=1.0, target=0.5),
+        "reinfonce": dict(alpha=1.0, distance="absolute"),
+        "renwj": dict(alpha=1.0),
+        "retuba": dict(alpha=1.0, log_baseline=0.3),
+        "rejs": dict(alpha=1.0, report_shift=1.0),
+        "tuba": dict(log_baseline=-0.5),
+        "js": dict(report_shift=1.0),
+    },
+    "authors_code_penalty": {
+        "smile": dict(tau=1.0, clip="both", gradient="dv"),
+        "resmile": dict(tau=1.5, clip="both", gradient="dv", alpha=0.3, distance="absolute"),
+        "renwj": dict(alpha=2.0, variant="authors_code"),
+        "retuba": dict(alpha=0.5, variant="authors_code"),
+        "rejs": dict(alpha=0.7, variant="authors_code", distance="absolute"),
+    },
+}
+
+
+@pytest.mark.parametrize("params", PARAMETER_SETS.values(), ids=PARAMETER_SETS.keys())
+@pytest.mark.parametrize("masks", ["paired", "contrastive"])
+def test_stacked_bound_equals_each_bound_and_its_gradient(params, masks):
+    n = 8
+    if masks == "paired":
+        positive, negative = paired_masks(n)
+    else:
+        positive, negative = contrastive_masks(torch.tensor([0, 0, 1, 1, 2, 2, 0, 1]))
+    names = list(BOUND_NAMES)
+    scores = (2.0 * torch.randn(len(names), n, n, dtype=torch.float64)).requires_grad_()
+    stacked = stack_bounds(names, params)(scores, positive, negative)
+    stacked.objective.sum().backward()
+    for index, name in enumerate(names):
+        single_scores = scores[index].detach().clone().requires_grad_()
+        single = get_bound(name, **params.get(name, {}))(single_scores, positive, negative)
+        single.objective.backward()
+        for field, value in zip(single._fields, single):
+            torch.testing.assert_close(
+                getattr(stacked, field)[index], value, rtol=1e-12, atol=1e-12,
+                msg=lambda text, field=field, name=name: f"{name}.{field}: {text}",
+            )
+        torch.testing.assert_close(scores.grad[index], single_scores.grad,
+                                   rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_bound_handles_repeated_names():
+    positive, negative = paired_masks(5)
+    scores = torch.randn(4, 5, 5, dtype=torch.float64)
+    result = stack_bounds(["mine", "nwj"] * 2)(scores, positive, negative)
+    torch.testing.assert_close(result.mi[2], get_bound("mine")(scores[2], positive, negative).mi)
+    torch.testing.assert_close(result.mi[3], get_bound("nwj")(scores[3], positive, negative).mi)
+
+
+def test_stacked_bound_gradient_stays_finite_where_another_family_would_overflow():
+    # exp(log E_Q[e^T]) overflows float32 at these scores; MINE never uses it.
+    positive, negative = paired_masks(4)
+    scores = torch.full((1, 4, 4), 200.0).requires_grad_()
+    stack_bounds(["mine"])(scores, positive, negative).objective.sum().backward()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_stacked_bound_rejects_scores_with_another_number_of_estimators():
+    positive, negative = paired_masks(4)
+    with pytest.raises(ValueError, match="E = 2"):
+        stack_bounds(["mine", "nwj"])(torch.randn(3, 4, 4), positive, negative)
+
+
+def test_stack_bounds_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match="unknown bound"):
+        stack_bounds(["mine", "mime"])
+
+
+def test_stack_bounds_rejects_a_parameter_the_bound_does_not_take():
+    with pytest.raises(ValueError, match="takes no parameter"):
+        stack_bounds(["mine"], {"mine": {"alpha": 1.0}})
+
+
+def test_stack_bounds_rejects_a_tensor_baseline():
+    with pytest.raises(ValueError, match="log_baseline"):
+        stack_bounds(["tuba"], {"tuba": {"log_baseline": torch.zeros(3)}})
+
+
+def test_stack_bounds_rejects_a_negative_weight():
+    with pytest.raises(ValueError, match="alpha"):
+        stack_bounds(["remine"], {"remine": {"alpha": -1.0}})
