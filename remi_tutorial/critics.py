@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["mlp", "SeparableCritic", "ConcatCritic"]
+__all__ = ["mlp", "SeparableCritic", "ConcatCritic", "OneHotTableCritic"]
 
 
 def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -101,3 +101,47 @@ class ConcatCritic(nn.Module):
         from_y = torch.addmm(first.bias, y, weight_y.T)  # [M, H]
         hidden = from_x[:, None, :] + from_y[None, :, :]  # [N, M, H]
         return self.net[1:](hidden).squeeze(-1)
+
+
+class OneHotTableCritic(nn.Module):
+    """A critic for one-hot inputs, evaluated once per pair of classes and then looked up.
+
+    When ``x`` and ``y`` are one-hot over ``Kx`` and ``Ky`` classes, a batch's ``N x M``
+    scores take at most ``Kx * Ky`` distinct values. This wrapper scores the identity
+    matrices, ``table = critic(I_Kx, I_Ky)`` of shape ``[Kx, Ky]``, and gathers
+    ``scores[i, j] = table[class(x_i), class(y_j)]``. Scores and gradients are those of the
+    wrapped critic; only the cost changes, from ``N * M`` pair evaluations to ``Kx * Ky``
+    (for a concat critic on a ``[100, 200]`` batch over 16 classes, 80 times fewer).
+
+    Args:
+        critic: any critic ``(x [N, Kx], y [M, Ky]) -> [N, M]``; its parameters are this
+            module's.
+        x_classes: ``Kx``.
+        y_classes: ``Ky``.
+    """
+
+    def __init__(self, critic: nn.Module, x_classes: int, y_classes: int):
+        super().__init__()
+        self.critic = critic
+        self.x_classes = x_classes
+        self.y_classes = y_classes
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        """Scores of every pair.
+
+        Args:
+            x: ``[N, Kx]``, one-hot rows.
+            y: ``[M, Ky]``, one-hot rows.
+
+        Returns:
+            ``[N, M]``.
+        """
+        if x.shape[-1] != self.x_classes or y.shape[-1] != self.y_classes:
+            raise ValueError(
+                f"expected one-hot x [N, {self.x_classes}] and y [M, {self.y_classes}], got "
+                f"{tuple(x.shape)} and {tuple(y.shape)}"
+            )
+        eye_x = torch.eye(self.x_classes, dtype=x.dtype, device=x.device)
+        eye_y = torch.eye(self.y_classes, dtype=y.dtype, device=y.device)
+        table = self.critic(eye_x, eye_y)  # [Kx, Ky]
+        return table[x.argmax(-1)][:, y.argmax(-1)]

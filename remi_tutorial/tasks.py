@@ -26,6 +26,8 @@ __all__ = [
     "label_masks",
     "contrastive_masks",
     "gaussian_batches",
+    "independent_marginal_masks",
+    "one_hot_batches",
 ]
 
 
@@ -243,6 +245,83 @@ def gaussian_batches(
             batch_size, dim, gaussian_rho(true_mi, dim),
             generator=generator, device=device, dtype=dtype,
         )
+        return Batch((x, y), positive, negative, true_mi)
+
+    return batches
+
+
+# --------------------------------------------------------------------------- one-hot stream
+
+
+def independent_marginal_masks(
+    n: int, device: torch.device | str | None = None
+) -> tuple[Tensor, Tensor]:
+    """Masks for ``n`` paired samples scored against themselves and ``n`` independent ``y``.
+
+    The scores are ``critic(x [n, dx], y [2n, dy])`` with ``y = cat(paired y, fresh y')``:
+    column ``j < n`` holds ``y_j`` (paired with ``x_j``), column ``n + j`` holds ``y'_j``,
+    drawn independently of every ``x``.
+
+    Returns:
+        ``positive``: bool ``[n, 2n]``, True at ``(i, i)``: the ``n`` joint pairs;
+        ``negative``: bool ``[n, 2n]``, True at ``(i, n + i)``: ``n`` pairs from the product
+        of marginals, independent of one another (unlike the off-diagonal pairs of
+        :func:`paired_masks`, which reuse every sample ``n - 1`` times).
+    """
+    if n < 1:
+        raise ValueError(f"independent marginal masks need at least 1 sample, got {n}")
+    eye = torch.eye(n, dtype=torch.bool, device=device)
+    off = torch.zeros_like(eye)
+    return torch.cat([eye, off], dim=1), torch.cat([off, eye], dim=1)
+
+
+def one_hot_batches(
+    num_classes: int,
+    batch_size: int,
+    *,
+    marginal: str = "independent",
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Callable[[int], Batch]:
+    """A stream of fresh one-hot batches, ``x = y = one_hot(c)``: ``I(X; Y) = log K``.
+
+    Args:
+        num_classes: ``K``, at least 2.
+        batch_size: joint pairs per batch, ``B``.
+        marginal: which pairs stand for the product of marginals Q.
+            ``"independent"`` (default): ``B`` pairs ``(x_i, y'_i)`` with ``y'`` a fresh
+            sample, so ``inputs = (x [B, K], y [2B, K])`` and the masks of
+            :func:`independent_marginal_masks`. ``"off_diagonal"``: the ``B (B - 1)``
+            off-diagonal pairs of the batch, ``inputs = (x [B, K], y [B, K])`` and
+            :func:`paired_masks`.
+        seed: seeds the stream's own generator.
+        device: where the samples are made.
+        dtype: their dtype.
+
+    Returns:
+        ``batches(step) -> Batch`` with ``true_mi = log K``.
+    """
+    if num_classes < 2:
+        raise ValueError(f"the one-hot task needs at least 2 classes, got {num_classes}")
+    if marginal == "independent":
+        positive, negative = independent_marginal_masks(batch_size, device=device)
+    elif marginal == "off_diagonal":
+        positive, negative = paired_masks(batch_size, device=device)
+    else:
+        raise ValueError(f"marginal must be 'independent' or 'off_diagonal', got {marginal!r}")
+    generator = torch.Generator(device=device or "cpu").manual_seed(seed)
+    true_mi = math.log(num_classes)
+
+    def batches(step: int) -> Batch:
+        x, y = sample_one_hot(
+            batch_size, num_classes, generator=generator, device=device, dtype=dtype
+        )
+        if marginal == "independent":
+            fresh, _ = sample_one_hot(
+                batch_size, num_classes, generator=generator, device=device, dtype=dtype
+            )
+            y = torch.cat([y, fresh])
         return Batch((x, y), positive, negative, true_mi)
 
     return batches
