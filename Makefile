@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 # torch 2.13.0 is the CPU build available on this kind of machine; see README.md.
 TORCH_SPEC ?= torch==2.13.0
 
+# One torch thread: the course's small models gain nothing from more, a shared CPU makes
+# two threads much slower, and the notebooks' stored outputs stay reproducible.
+export OMP_NUM_THREADS ?= 1
+
 .PHONY: book test env clean
 
 env: $(VENV)/.installed

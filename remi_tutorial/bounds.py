@@ -347,7 +347,9 @@ def infonce(
     row_marginals = _row_log_mean_exp(scores, candidates)
     joint = joint_term(scores, positive)
     marginal = (row_weights * row_marginals).sum(-1) / row_weights.sum(-1)
-    mi = joint - marginal
+    # Each pair's own difference, not joint - marginal: the two terms can be large and
+    # nearly equal, and their difference would lose the cap to rounding.
+    mi = _masked_mean(scores - row_marginals[..., None], positive)
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
@@ -689,9 +691,10 @@ BOUNDS: dict[str, Callable[..., Bound]] = {
     "retuba": retuba,
     "rejs": rejs,
 }
-"""The twelve bounds of the paper by name: six originals, then their regularized versions."""
+"""The twelve bounds of the paper, keyed by name; six originals, then their regularized versions."""
 
 BOUND_NAMES: tuple[str, ...] = tuple(BOUNDS)
+"""The names :func:`get_bound` accepts, in the paper's order."""
 
 
 def get_bound(name: str, **params) -> Callable[..., Bound]:

@@ -70,7 +70,7 @@ class ConcatCritic(nn.Module):
     The first layer is linear, so ``W [x_i, y_j] + b = W_x x_i + (W_y y_j + b)``: it is
     computed as an ``[N, 1, H] + [1, M, H]`` broadcast instead of materialising the
     ``[N, M, dx + dy]`` concatenation. The parameters are exactly those of
-    ``mlp(x_dim + y_dim, hidden_dims, 1)``, stored in :attr:`net`.
+    ``mlp(x_dim + y_dim, hidden_dims, 1)``, stored in ``net``.
 
     Args:
         x_dim: features of ``x``.

@@ -6,20 +6,32 @@ record lives on the critic's device and is copied to the host every ``check_ever
 so a step never waits for the device. At each copy the loop checks that what it recorded is
 finite; a run whose loss turns NaN or infinite stops there with a warning, keeps the history
 up to its last finite step and restores the critic's last good weights.
+
+Given a ``checkpoint`` file, the loop writes its whole state there every so many steps
+(atomically: a temporary file, then a rename) and resumes from it when it exists, so a run
+that is killed and started again ends exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():
+    # Without ipywidgets, tqdm.auto falls back to a text bar and warns about it; the text
+    # bar is what we want there (Colab has ipywidgets and gets the widget).
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 from .bounds import Bound, validate_inputs
 from .tasks import Batch
@@ -36,7 +48,7 @@ class TrainResult:
 
     Attributes:
         history: one row per completed step (and estimator, for stacked estimators):
-            ``step``, (``estimator``,) ``true_mi`` and the :class:`Bound` fields
+            ``step``, (``estimator``,) ``true_mi`` and the :class:`~remi_tutorial.bounds.Bound` fields
             ``mi, objective, joint, marginal, penalty``.
         diverged_at: the first step whose record was not finite, or ``None``.
         message: a one-line summary of how the run ended.
@@ -50,8 +62,8 @@ class TrainResult:
 def _tidy(records: torch.Tensor, true_mis: list[float]) -> pd.DataFrame:
     """``records [steps, 5, *estimators]`` -> one row per step (and estimator)."""
     steps = records.shape[0]
-    values = records.double().reshape(steps, len(HISTORY_FIELDS), -1)  # [steps, 5, E]
-    estimators = values.shape[-1]
+    estimators = int(np.prod(records.shape[2:]))  # 1 for a single estimator
+    values = records.double().reshape(steps, len(HISTORY_FIELDS), estimators)  # [steps, 5, E]
     table = pd.DataFrame(
         values.permute(0, 2, 1).reshape(-1, len(HISTORY_FIELDS)).numpy(),
         columns=list(HISTORY_FIELDS),
@@ -74,6 +86,8 @@ def train(
     check_every: int = 100,
     progress: bool = True,
     description: str | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
 ) -> TrainResult:
     """Train ``critic`` to maximize ``bound`` on the batches of a task.
 
@@ -92,6 +106,15 @@ def train(
         check_every: steps between copies of the record to the host and finiteness checks.
         progress: show a tqdm progress bar.
         description: the progress bar's label.
+        checkpoint: a file for the run's state: the critic's and the optimizer's state
+            dicts, the history so far, the step and torch's random states. If it exists the
+            run resumes from it; it is rewritten every ``checkpoint_every`` steps and at the
+            end. A run that diverges leaves it at its last good state. Resuming gives
+            exactly the uninterrupted run when ``batches(step)`` depends only on ``step``
+            (as :class:`~remi_tutorial.images.ImageBatches` does; a stream with hidden
+            state, such as :func:`~remi_tutorial.tasks.gaussian_batches`, continues with
+            other samples).
+        checkpoint_every: steps between checkpoints; defaults to ``check_every``.
 
     Returns:
         :class:`TrainResult`. The critic is trained in place; after a divergence it holds
@@ -99,26 +122,39 @@ def train(
 
     Raises:
         ValueError: if the first batch's scores or masks are unusable (see
-            :func:`~remi_tutorial.bounds.validate_inputs`), or ``steps < 1``.
+            :func:`~remi_tutorial.bounds.validate_inputs`), ``steps < 1``, or the
+            checkpoint holds more steps than ``steps``.
     """
-    if steps < 1 or check_every < 1:
-        raise ValueError(f"steps and check_every must be positive, got {steps}, {check_every}")
+    checkpoint_every = checkpoint_every or check_every
+    if steps < 1 or check_every < 1 or checkpoint_every < 1:
+        raise ValueError(
+            "steps, check_every and checkpoint_every must be positive, got "
+            f"{steps}, {check_every}, {checkpoint_every}"
+        )
     optimizer = optimizer or torch.optim.Adam(critic.parameters(), lr=lr)
     buffer: torch.Tensor | None = None  # [check_every, 5, *estimators], allocated at step 0
     rows: list[torch.Tensor] = []
     true_mis: list[float] = []
+    start = 0
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists():
+            start, rows, true_mis = _load_checkpoint(checkpoint, critic, optimizer)
+            if start > steps:
+                raise ValueError(f"{checkpoint} holds {start} steps, more than steps={steps}")
     last_good = copy.deepcopy(critic.state_dict())
     diverged_at = None
-    bar = tqdm(total=steps, desc=description, disable=not progress, leave=False)
+    bar = tqdm(total=steps, initial=start, desc=description, disable=not progress, leave=False)
 
     critic.train()
-    step = 0
+    step = start
     while step < steps and diverged_at is None:
-        chunk = min(check_every, steps - step)
+        until_checkpoint = checkpoint_every - step % checkpoint_every
+        chunk = min(check_every, steps - step, until_checkpoint)
         for offset in range(chunk):
             batch = batches(step + offset)
             scores = critic(*batch.inputs)
-            if step + offset == 0:
+            if step + offset == start:
                 validate_inputs(scores, batch.positive, batch.negative)
             result = bound(scores, batch.positive, batch.negative, check=False)
             optimizer.zero_grad(set_to_none=True)
@@ -142,6 +178,10 @@ def train(
             diverged_at = step + first_bad
             critic.load_state_dict(last_good)
         step += chunk
+        if checkpoint is not None and diverged_at is None and (
+            step % checkpoint_every == 0 or step == steps
+        ):
+            _save_checkpoint(checkpoint, critic, optimizer, rows, true_mis, step)
         bar.update(chunk)
         if len(rows[-1]):
             bar.set_postfix(mi=f"{float(rows[-1][-1, 0].mean()):.3f}")
@@ -150,6 +190,8 @@ def train(
     history = _tidy(torch.cat(rows), true_mis)
     if diverged_at is None:
         message = f"finished {steps} steps"
+        if start:
+            message += f" (resumed from step {start})"
     else:
         message = (
             f"stopped at step {diverged_at}: the bound became non-finite; kept "
@@ -158,6 +200,50 @@ def train(
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return TrainResult(history, diverged_at, message)
+
+
+def _save_checkpoint(
+    path: Path,
+    critic: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rows: list[torch.Tensor],
+    true_mis: list[float],
+    step: int,
+) -> None:
+    """Write the run's state to ``path`` atomically: a kill leaves the old file or the new one."""
+    state = {
+        "step": step,
+        "critic": critic.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "records": torch.cat(rows),
+        "true_mis": list(true_mis),
+        "cpu_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+def _load_checkpoint(
+    path: Path, critic: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[int, list[torch.Tensor], list[float]]:
+    """Restore the critic, the optimizer and torch's random states from ``path``.
+
+    Returns:
+        The step to continue from, the records so far (one tensor) and their true MIs.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    critic.load_state_dict(state["critic"])
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["cpu_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return state["step"], [state["records"]], list(state["true_mis"])
 
 
 def default_device() -> torch.device:

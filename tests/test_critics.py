@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from remi_tutorial.critics import ConcatCritic, SeparableCritic, mlp
+
+
+def test_concat_critic_equals_its_mlp_on_explicitly_concatenated_pairs():
+    critic = ConcatCritic(3, 2, hidden_dims=(8, 8)).double()
+    x, y = torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    pairs = torch.cat([x[:, None, :].expand(4, 5, 3), y[None, :, :].expand(4, 5, 2)], dim=-1)
+    assert torch.allclose(critic(x, y), critic.net(pairs).squeeze(-1))
+
+
+def test_concat_critic_row_i_column_j_scores_x_i_with_y_j():
+    critic = ConcatCritic(2, 2, hidden_dims=(4,))
+    x, y = torch.randn(3, 2), torch.randn(3, 2)
+    scores = critic(x, y)
+    assert torch.allclose(scores[0, 2], critic(x[:1], y[2:]).squeeze())
+
+
+def test_separable_critic_is_a_dot_product_of_embeddings():
+    critic = SeparableCritic(3, 4, hidden_dims=(8,), embed_dim=5)
+    x, y = torch.randn(6, 3), torch.randn(7, 4)
+    scores = critic(x, y)
+    assert scores.shape == (6, 7)
+    assert torch.allclose(scores, critic.g(x) @ critic.h(y).T)
+
+
+def test_mlp_has_the_requested_widths():
+    network = mlp(3, (5, 7), 2)
+    widths = [(layer.in_features, layer.out_features) for layer in network if isinstance(layer, torch.nn.Linear)]
+    assert widths == [(3, 5), (5, 7), (7, 2)]
+
+
+def test_concat_critic_without_hidden_layer_raises_value_error():
+    with pytest.raises(ValueError, match="at least one hidden layer"):
+        ConcatCritic(2, 2, hidden_dims=())

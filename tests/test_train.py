@@ -1,0 +1,116 @@
+import warnings
+
+import pytest
+import torch
+
+from remi_tutorial.bounds import get_bound
+from remi_tutorial.critics import ConcatCritic, SeparableCritic
+from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
+from remi_tutorial.train import train
+
+
+def small_run(steps=30, check_every=7, bound="mine"):
+    critic = SeparableCritic(2, 2, hidden_dims=(8,), embed_dim=4)
+    return critic, train(critic, get_bound(bound), gaussian_batches(2, 16, 1.0, seed=0),
+                         steps=steps, check_every=check_every, lr=1e-2, progress=False)
+
+
+def test_history_has_one_row_per_step_with_every_bound_field():
+    _, result = small_run()
+    assert list(result.history.columns) == ["step", "true_mi", "mi", "objective", "joint", "marginal", "penalty"]
+    assert result.history.step.tolist() == list(range(30))
+    assert result.diverged_at is None
+
+
+def test_history_rows_of_different_chunks_differ():
+    _, result = small_run(steps=30, check_every=7)
+    joint = result.history.joint
+    assert joint.iloc[0:7].tolist() != joint.iloc[7:14].tolist()
+
+
+def test_history_is_the_same_whatever_the_check_interval():
+    torch.manual_seed(0)
+    _, every_7 = small_run(check_every=7)
+    torch.manual_seed(0)
+    _, every_30 = small_run(check_every=30)
+    assert every_7.history.equals(every_30.history)
+
+
+def test_training_raises_the_estimate():
+    torch.manual_seed(0)
+    critic = ConcatCritic(2, 2, hidden_dims=(16,))
+    result = train(critic, get_bound("nwj"), gaussian_batches(2, 32, 1.0, seed=0),
+                   steps=300, lr=1e-2, progress=False)
+    assert result.history.mi.tail(50).mean() > result.history.mi.head(10).mean() + 0.3
+
+
+def test_regularized_bound_records_its_penalty():
+    _, result = small_run(bound="remine")
+    assert (result.history.penalty > 0).all()
+    assert (result.history.objective <= result.history.mi).all()
+
+
+class ExplodingCritic(torch.nn.Module):
+    """Scores that overflow exp() from step 5 on."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+        self.calls = 0
+
+    def forward(self, x, y):
+        self.calls += 1
+        factor = 1.0 if self.calls <= 5 else 1e6
+        return self.scale * factor * (x @ y.T)
+
+
+def test_divergence_stops_with_a_warning_and_keeps_the_finite_history():
+    critic = ExplodingCritic()
+    with pytest.warns(RuntimeWarning, match="stopped at step 5"):
+        result = train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),
+                       steps=20, check_every=5, progress=False, lr=1e-3)
+    assert result.diverged_at == 5
+    assert len(result.history) == 5
+    assert torch.isfinite(torch.tensor(result.history.mi.values)).all()
+
+
+def test_divergence_restores_the_last_finite_weights():
+    critic = ExplodingCritic()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),
+              steps=20, check_every=5, progress=False, lr=1e-3)
+    assert torch.isfinite(critic.scale)
+
+
+def test_unusable_first_batch_raises_value_error():
+    positive, _ = paired_masks(4)
+    def batches(step):
+        return Batch((torch.randn(4, 2), torch.randn(4, 2)), positive, torch.zeros(4, 4, dtype=torch.bool), 1.0)
+    with pytest.raises(ValueError, match="negative mask selects no pair"):
+        train(SeparableCritic(2, 2, (4,), 2), get_bound("mine"), batches, steps=3, progress=False)
+
+
+class TwoCritics(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.critics = torch.nn.ModuleList([SeparableCritic(2, 2, (8,), 4) for _ in range(2)])
+
+    def forward(self, x, y):
+        return torch.stack([critic(x, y) for critic in self.critics])
+
+
+def test_stacked_estimators_train_like_separate_ones():
+    torch.manual_seed(0)
+    stacked = TwoCritics().double()
+    singles = [critic for critic in TwoCritics().double().critics]
+    for single, twin in zip(singles, stacked.critics):
+        single.load_state_dict(twin.state_dict())
+    batches = gaussian_batches(2, 16, 1.0, seed=0, dtype=torch.float64)
+    together = train(stacked, get_bound("nwj"), batches, steps=20, lr=1e-2, progress=False).history
+    assert together.estimator.tolist()[:4] == [0, 1, 0, 1]
+    for index, single in enumerate(singles):
+        alone = train(single, get_bound("nwj"), gaussian_batches(2, 16, 1.0, seed=0, dtype=torch.float64),
+                      steps=20, lr=1e-2, progress=False).history
+        mine = together[together.estimator == index].mi.to_numpy()
+        assert abs(mine - alone.mi.to_numpy()).max() < 1e-10
