@@ -1,0 +1,184 @@
+"""How fast the Gaussian benchmark trains: sequential vs batched, against the hardware and torch-mist.
+
+Prints, in one run on one machine, for the separable and the concat critic of the paper
+(batch 64, dimension 20, hidden widths 256, 256):
+
+* the FLOPs of one estimator-step (forward and backward), counted by
+  ``torch.utils.flop_counter.FlopCounterMode``;
+* a plain large matrix product's FLOP/s, the hardware's reference;
+* estimator-steps per second when the twelve estimators train one after another
+  (``remi_tutorial.train.train`` on each critic, the reference implementation) and all at
+  once (one stacked critic, one stacked bound, one fused Adam), the FLOP/s each achieves and
+  the speed-up;
+* the cost of evaluating the twelve bounds per step: the stacked bound vs one bound call
+  per estimator;
+* torch-mist's estimator-steps per second on the same configuration, when ``--torch-mist-python``
+  names a Python that has it (``scripts/bench_gaussian.sh`` sets one up), or why it did not run.
+
+Usage: ``python scripts/bench_gaussian.py [--threads 1] [--torch-mist-python PATH]``.
+Timings depend on the machine and on what else runs on it: report them with both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from remi_tutorial.benchmarks.gaussian import gaussian_bound_params, make_critic
+from remi_tutorial.bounds import BOUND_NAMES, Bound, get_bound
+from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from remi_tutorial.tasks import gaussian_batches, paired_masks
+from remi_tutorial.train import train
+
+DIM, BATCH, LR = 20, 64, 5e-4
+NAMES = list(BOUND_NAMES)
+PARAMS = gaussian_bound_params()
+STACKED = {"separable": StackedSeparableCritic, "concat": StackedConcatCritic}
+
+
+def matmul_flops_per_second(size: int = 1024, repeats: int = 20) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def flops_per_estimator_step(kind: str) -> int:
+    critic = make_critic(kind, DIM)
+    positive, negative = paired_masks(BATCH)
+    x, y = torch.randn(BATCH, DIM), torch.randn(BATCH, DIM)
+    with FlopCounterMode(display=False) as counter:
+        get_bound("mine")(critic(x, y), positive, negative).loss.backward()
+    return counter.get_total_flops()
+
+
+def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.Adam(module.parameters(), lr=LR, fused=True)
+
+
+def stream():
+    return gaussian_batches(DIM, BATCH, 2.0, seed=0)
+
+
+def sequential_rate(kind: str, steps: int) -> float:
+    """Estimator-steps per second: the twelve trained one after another."""
+    critics = [make_critic(kind, DIM) for _ in NAMES]
+    for critic, name in zip(critics, NAMES):  # warm-up
+        train(critic, get_bound(name, **PARAMS[name]), stream(), steps=3,
+              optimizer=optimizer(critic), progress=False)
+    start = time.perf_counter()
+    for critic, name in zip(critics, NAMES):
+        train(critic, get_bound(name, **PARAMS[name]), stream(), steps=steps,
+              optimizer=optimizer(critic), progress=False)
+    return len(NAMES) * steps / (time.perf_counter() - start)
+
+
+def batched_rate(kind: str, steps: int) -> float:
+    """Estimator-steps per second: the twelve trained at once."""
+    stacked = STACKED[kind]([make_critic(kind, DIM) for _ in NAMES])
+    bound = stack_bounds(NAMES, PARAMS)
+    train(stacked, bound, stream(), steps=3, optimizer=optimizer(stacked), progress=False)
+    start = time.perf_counter()
+    train(stacked, bound, stream(), steps=steps, optimizer=optimizer(stacked), progress=False)
+    return len(NAMES) * steps / (time.perf_counter() - start)
+
+
+def bound_step_seconds(evaluate, repeats: int = 300) -> float:
+    """Seconds to evaluate the twelve bounds on ``[12, 64, 64]`` scores and backpropagate."""
+    positive, negative = paired_masks(BATCH)
+    scores = torch.randn(len(NAMES), BATCH, BATCH, requires_grad=True)
+    for _ in range(10):
+        evaluate(scores, positive, negative).objective.sum().backward()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        evaluate(scores, positive, negative).objective.sum().backward()
+    return (time.perf_counter() - start) / repeats
+
+
+def one_call_per_estimator(scores, positive, negative) -> Bound:
+    bounds = [get_bound(name, **PARAMS[name]) for name in NAMES]
+    results = [bound(scores[index], positive, negative, check=False)
+               for index, bound in enumerate(bounds)]
+    return Bound(*(torch.stack(field) for field in zip(*results)))
+
+
+def torch_mist_rates(python: str | None, steps: int, threads: int) -> dict | str:
+    if not python:
+        return "not run: no --torch-mist-python given (scripts/bench_gaussian.sh sets one up)"
+    if not Path(python).exists():
+        return f"not run: {python} does not exist"
+    script = Path(__file__).with_name("bench_gaussian_torch_mist.py")
+    completed = subprocess.run(
+        [python, str(script), "--steps", str(steps), "--threads", str(threads)],
+        capture_output=True, text=True, cwd="/tmp",
+    )
+    if completed.returncode != 0:
+        return "failed: " + (completed.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--separable-steps", type=int, default=200)
+    parser.add_argument("--concat-steps", type=int, default=10)
+    parser.add_argument("--torch-mist-python", default=os.environ.get("TORCH_MIST_PYTHON"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} thread(s), OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    reference = matmul_flops_per_second()
+    print(f"plain 1024x1024 fp32 matmul: {reference / 1e9:.1f} GFLOP/s")
+    steps = {"separable": args.separable_steps, "concat": args.concat_steps}
+    for kind in ("separable", "concat"):
+        flops = flops_per_estimator_step(kind)
+        sequential = sequential_rate(kind, steps[kind])
+        batched = batched_rate(kind, steps[kind])
+        print(f"\n{kind} critic: {flops / 1e6:.1f} MFLOP per estimator-step (forward + backward)")
+        for label, rate in (("sequential", sequential), ("batched", batched)):
+            achieved = rate * flops
+            print(f"  {label:<10} {rate:8.1f} estimator-steps/s = {rate / 12:6.2f} steps/s of "
+                  f"all twelve; {achieved / 1e9:5.1f} GFLOP/s = {achieved / reference:4.0%} of "
+                  "the matmul")
+        print(f"  batched / sequential: {batched / sequential:.2f}x; a paper-size run of the "
+              f"twelve (20,000 steps): {20000 * 12 / batched / 60:.1f} min batched, "
+              f"{20000 * 12 / sequential / 60:.1f} min sequential")
+
+    stacked = bound_step_seconds(stack_bounds(NAMES, PARAMS))
+    looped = bound_step_seconds(one_call_per_estimator)
+    print(f"\ntwelve bounds on [12, 64, 64] scores, forward + backward: stacked bound "
+          f"{stacked * 1e3:.2f} ms, one call per estimator {looped * 1e3:.2f} ms")
+
+    mist = torch_mist_rates(args.torch_mist_python, args.separable_steps, args.threads)
+    if isinstance(mist, str):
+        print(f"\ntorch-mist: {mist}")
+    else:
+        rates = mist["estimators"]
+        total = len(rates) / sum(1 / value["steps_per_second"] for value in rates.values())
+        print(f"\ntorch-mist {mist['torch_mist']} (torch {mist['torch']}, numpy {mist['numpy']}), "
+              f"separable critic, its six original estimators one after another: "
+              f"{total:.1f} estimator-steps/s")
+        print("  " + ", ".join(f"{name} {value['steps_per_second']:.1f}"
+                               for name, value in rates.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
