@@ -34,15 +34,17 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .bounds import Bound
+from .tasks import Batch
 
 __all__ = [
     "correlation_blocks",
+    "joint_correlation_matrix",
     "closed_form_mi",
     "canonical_correlations",
     "canonical_correlation_mi",
@@ -52,6 +54,7 @@ __all__ = [
     "explicit_mi",
     "PairedEmbeddings",
     "marginal_gaussianize",
+    "transform_batches",
 ]
 
 _VARIANCE_FLOOR = 1e-12
@@ -141,6 +144,24 @@ def correlation_blocks(
     eye_x = torch.eye(x.shape[-1], dtype=x.dtype, device=x.device)
     eye_y = torch.eye(y.shape[-1], dtype=y.dtype, device=y.device)
     return r_xx + ridge * eye_x, r_yy + ridge * eye_y, r_xy
+
+
+def joint_correlation_matrix(
+    x: Tensor, y: Tensor, *, positive: Tensor | None = None, ridge: float = 1e-3
+) -> Tensor:
+    """The shrunk correlation matrix of the concatenation ``(x, y)``, as :func:`explicit_mi`
+    uses it.
+
+    Args:
+        x: ``[..., N, dx]``.
+        y: ``[..., M, dy]``.
+        positive: bool ``[..., N, M]`` marking the joint pairs, or ``None`` for paired rows.
+        ridge: shrinkage, ``>= 0``.
+
+    Returns:
+        ``[[R_xx, R_xy], [R_xy^T, R_yy]] + ridge I``: ``[..., dx + dy, dx + dy]``.
+    """
+    return _joint_matrix(*correlation_blocks(x, y, positive=positive, ridge=ridge))
 
 
 def _joint_matrix(r_xx: Tensor, r_yy: Tensor, r_xy: Tensor) -> Tensor:
@@ -513,3 +534,32 @@ def marginal_gaussianize(x: Tensor) -> Tensor:
     ranks = x.argsort(dim=-2).argsort(dim=-2).to(x.dtype)
     uniform = (ranks + 1.0) / (rows + 1.0)
     return math.sqrt(2.0) * torch.special.erfinv(2.0 * uniform - 1.0)
+
+
+def transform_batches(
+    batches: Callable[[int], Batch],
+    x_map: Callable[[Tensor], Tensor],
+    y_map: Callable[[Tensor], Tensor],
+) -> Callable[[int], Batch]:
+    """A stream of paired batches with each variable passed through its own map.
+
+    ``I(f(X); g(Y)) = I(X; Y)`` for invertible ``f`` and ``g``, so the stream keeps the
+    ``true_mi`` of ``batches``; it is the caller's job to pass invertible maps (the true MI
+    would otherwise be wrong).
+
+    Args:
+        batches: ``step -> Batch`` with ``inputs = (x, y)``, e.g.
+            :func:`~remi_tutorial.tasks.gaussian_batches`.
+        x_map: applied to ``x``, e.g. ``lambda x: x ** 3``.
+        y_map: applied to ``y``, e.g. ``torch.exp``.
+
+    Returns:
+        ``step -> Batch`` with ``inputs = (x_map(x), y_map(y))`` and the same masks.
+    """
+
+    def transformed(step: int) -> Batch:
+        batch = batches(step)
+        x, y = batch.inputs
+        return batch._replace(inputs=(x_map(x), y_map(y)))
+
+    return transformed

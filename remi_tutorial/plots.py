@@ -10,11 +10,16 @@ import math
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .bounds import BOUND_NAMES
+
 __all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "bound_color", "plot_training",
-           "plot_gaussian_benchmark"]
+           "plot_gaussian_benchmark", "EXPLICIT_COLOR", "estimator_color",
+           "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
+           "plot_image_benchmark"]
 
 ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
@@ -145,6 +150,219 @@ def plot_gaussian_benchmark(
                 ax.set_ylabel("MI (nats)")
     axes[0, 0].legend(loc="upper left", fontsize="small")
     axes[0, 0].set_ylim(*(ylim or (-1.0, top)))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- explicit MI
+
+EXPLICIT_COLOR = "tab:green"
+"""The colour of the second-order (explicit) estimators, which are neither original nor
+regularized bounds."""
+
+_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def estimator_color(name: str) -> str:
+    """:func:`bound_color` for the twelve bounds, :data:`EXPLICIT_COLOR` for any other name."""
+    return bound_color(name) if name.lower() in BOUND_NAMES else EXPLICIT_COLOR
+
+
+def plot_staircase_comparison(
+    table: pd.DataFrame,
+    *,
+    smoothing: int = 50,
+    batch_size: int | None = None,
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> plt.Figure:
+    """Every estimator's MI estimate on the staircase, on one axis, against the true MI.
+
+    Bounds get the paper's colours (original blue, regularized orange), other estimators
+    :data:`EXPLICIT_COLOR`; estimators of one colour differ by line style. Each curve is
+    the centred moving average over ``smoothing`` steps of the mean over seeds.
+
+    Args:
+        table: columns ``estimator, step, true_mi, mi`` (and optionally ``seed``), e.g. the
+            output of :func:`remi_tutorial.benchmarks.gaussian.run_gaussian_benchmark` with
+            the histories of other estimators appended.
+        smoothing: the moving-average window, in steps.
+        batch_size: draw InfoNCE's ``log batch_size`` cap when given.
+        labels: estimator -> legend label (default: the estimator's name).
+        title: the axis title.
+
+    Returns:
+        The figure.
+    """
+    if table.empty:
+        raise ValueError("the table is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    truth = table.groupby("step").true_mi.first()
+    ax.step(truth.index, truth.to_numpy(), where="post", color=TRUTH_COLOR, linewidth=1.5,
+            label="true MI")
+    used: dict[str, int] = {}
+    for name in table.estimator.unique():
+        color = estimator_color(name)
+        style = _LINESTYLES[used.get(color, 0) % len(_LINESTYLES)]
+        used[color] = used.get(color, 0) + 1
+        mean = table[table.estimator == name].groupby("step").mi.mean()
+        ax.plot(mean.index, _smooth(mean, smoothing), color=color, linestyle=style,
+                linewidth=1.8, label=(labels or {}).get(name, name))
+    if batch_size is not None:
+        ax.axhline(math.log(batch_size), color=TRUTH_COLOR, linestyle=":", linewidth=1.0,
+                   label=f"log {batch_size} (InfoNCE's cap)")
+    ax.set_xlabel("step")
+    ax.set_ylabel("MI estimate (nats)")
+    ax.legend(loc="upper left", fontsize="small", ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_estimate_bars(
+    values: Mapping[str, float],
+    *,
+    reference: float | None = None,
+    reference_label: str = "true MI",
+    colors: Mapping[str, str] | None = None,
+    xlabel: str = "MI estimate (nats)",
+    title: str | None = None,
+    ax: plt.Axes | None = None,
+) -> plt.Axes:
+    """One horizontal bar per estimate, with a reference (the truth) as a black line.
+
+    Args:
+        values: label -> value, drawn top to bottom in this order.
+        reference: the value of the black vertical line, or ``None`` for none.
+        reference_label: its legend label.
+        colors: label -> colour (default :func:`estimator_color` of the label).
+        xlabel: the x-axis label.
+        title: the axis title.
+        ax: draw there (default: a new figure).
+
+    Returns:
+        The axis.
+    """
+    if not values:
+        raise ValueError("values is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.5 * len(values) + 1.2))
+    names = list(values)
+    positions = range(len(names))[::-1]
+    ax.barh(list(positions), [values[name] for name in names],
+            color=[(colors or {}).get(name, estimator_color(name)) for name in names])
+    ax.set_yticks(list(positions), names)
+    for position, name in zip(positions, names):
+        ax.text(values[name], position, f" {values[name]:.2f}", va="center", fontsize="small")
+    if reference is not None:
+        ax.axvline(reference, color=TRUTH_COLOR, linewidth=1.5, label=reference_label)
+        ax.legend(loc="lower right", fontsize="small")
+    ax.set_xlabel(xlabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_log_truncations(
+    orders: tuple[int, ...] = (2, 4, 8), *, low: float = -0.95, high: float = 2.5
+) -> plt.Figure:
+    """``log(1 + a)`` and its Taylor polynomials ``sum_{k<=K} (-1)^(k+1) a^k / k``.
+
+    The series converges for ``a`` in ``(-1, 1]``; the shaded band marks it. Applied to the
+    eigenvalues ``a`` of ``beta * Sigma - I`` this is the log-det series of
+    :func:`remi_tutorial.explicit.logdet_series`.
+
+    Args:
+        orders: the truncation orders drawn.
+        low: the left end of the ``a`` axis, above ``-1``.
+        high: the right end.
+
+    Returns:
+        The figure.
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    a = np.linspace(low, high, 400)
+    ax.axvspan(-1.0, 1.0, color="0.92", label="series converges")
+    ax.plot(a, np.log1p(a), color=TRUTH_COLOR, linewidth=2, label="log(1 + a)")
+    palette = sns.color_palette("viridis", len(orders))
+    for color, order in zip(palette, orders):
+        polynomial = sum((-1) ** (k + 1) * a ** k / k for k in range(1, order + 1))
+        ax.plot(a, polynomial, color=color, linestyle="--", label=f"order {order}")
+    ax.set_ylim(-3.5, 2.0)
+    ax.set_xlim(low, high)
+    ax.set_xlabel("a  (an eigenvalue of beta * Sigma - I)")
+    ax.set_ylabel("value")
+    ax.set_title("Truncated series of log(1 + a)")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_benchmark(
+    curves: pd.DataFrame,
+    *,
+    value: str = "mi",
+    truth: float | None = None,
+    ylim: tuple[float, float] | None = None,
+    ylabel: str = "MI estimate (nats)",
+    title: str | None = None,
+) -> plt.Figure:
+    """A training curve of each loss of an image benchmark, original beside regularized.
+
+    One panel per original loss (MINE, SMILE, InfoNCE, NWJ, TUBA, JS) holding the
+    original (blue) and its regularized version (orange), one line per seed. A run that
+    stopped early (a divergence) ends with a cross. Values outside ``ylim`` (such as the
+    astronomically negative estimates just before a divergence) are cut off by the axes.
+
+    Args:
+        curves: rows of ``image_curves.csv`` from
+            :func:`remi_tutorial.benchmarks.image_runs.run_sweep` (columns ``loss, seed,
+            epoch`` and ``value``) for one benchmark and dataset.
+        value: the column to draw: ``"mi"``, ``"joint"``, ``"marginal"`` or ``"penalty"``.
+        truth: the true value, drawn as a black dashed line (``H(Y)`` for ``"mi"``).
+        ylim: the y range; default from -0.5 to 1.25 times ``truth`` (or the data's range).
+        ylabel: the y axis label.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    if curves.empty:
+        raise ValueError("the table is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    losses = ["mine", "smile", "infonce", "nwj", "tuba", "js"]
+    labels = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
+              "tuba": "TUBA", "js": "JS"}
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
+    last_epoch = curves.epoch.max()
+    for ax, base in zip(axes.flat, losses):
+        ax.set_title(f"{labels[base]} vs Re{labels[base]}")
+        for name, label in ((base, labels[base]), ("re" + base, "Re" + labels[base])):
+            color = bound_color(name)
+            runs = curves[curves.loss == name]
+            for index, (_, run) in enumerate(runs.groupby("seed")):
+                ax.plot(run.epoch, run[value], color=color, linewidth=1.4, alpha=0.8,
+                        label=label if index == 0 else None)
+                if run.epoch.max() < last_epoch:
+                    end = run.iloc[-1]
+                    ax.plot(end.epoch, end[value], marker="x", markersize=9, color=color)
+        if truth is not None:
+            ax.axhline(truth, color=TRUTH_COLOR, linestyle="--", linewidth=1.2, label="true value")
+        ax.legend(loc="lower right", fontsize="small")
+    for ax in axes[1]:
+        ax.set_xlabel("epoch")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+    if ylim is None and truth is not None:
+        ylim = (-0.5, 1.25 * truth)
+    if ylim is not None:
+        axes[0, 0].set_ylim(*ylim)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -33,7 +33,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", TqdmWarning)
     from tqdm.auto import tqdm
 
-from .bounds import Bound, validate_inputs
+from .bounds import Bound
 from .tasks import Batch
 
 __all__ = ["TrainResult", "HISTORY_FIELDS", "train", "default_device"]
@@ -95,13 +95,22 @@ def train(
     ``scores [E, N, M]`` and a bound whose fields have shape ``[E]`` give a history with an
     ``estimator`` column; the loss minimized is the sum of the ``E`` losses.
 
+    The loop passes the critic's output to the bound untouched, so an objective on other
+    outputs fits too: :func:`~remi_tutorial.explicit.explicit_mi` takes the embeddings that
+    :class:`~remi_tutorial.explicit.PairedEmbeddings` returns. A critic without trainable
+    parameters (``PairedEmbeddings()``, the identity: a closed-form estimator) is evaluated
+    on every batch and not trained.
+
     Args:
-        critic: maps ``*batch.inputs`` to ``scores [N, M]`` (or ``[E, N, M]``).
+        critic: maps ``*batch.inputs`` to ``scores [N, M]`` (or ``[E, N, M]``), or to
+            whatever ``bound`` takes in their place.
         bound: ``(scores, positive, negative, *, check) -> Bound``, e.g. from
-            :func:`~remi_tutorial.bounds.get_bound`.
+            :func:`~remi_tutorial.bounds.get_bound`. It is called with ``check=True`` on
+            the first batch (its value checks validate the inputs) and ``check=False`` after.
         batches: ``step -> Batch``, e.g. from :func:`~remi_tutorial.tasks.gaussian_batches`.
         steps: the number of optimizer steps.
-        optimizer: defaults to ``Adam(critic.parameters(), lr=lr)``.
+        optimizer: defaults to ``Adam(critic.parameters(), lr=lr)``, or none for a critic
+            without trainable parameters.
         lr: the learning rate of the default optimizer.
         check_every: steps between copies of the record to the host and finiteness checks.
         progress: show a tqdm progress bar.
@@ -121,9 +130,9 @@ def train(
         the weights of the last check at which everything recorded was finite.
 
     Raises:
-        ValueError: if the first batch's scores or masks are unusable (see
-            :func:`~remi_tutorial.bounds.validate_inputs`), ``steps < 1``, or the
-            checkpoint holds more steps than ``steps``.
+        ValueError: if the bound's value checks reject the first batch (for the bounds of
+            :mod:`~remi_tutorial.bounds`, :func:`~remi_tutorial.bounds.validate_inputs`),
+            ``steps < 1``, or the checkpoint holds more steps than ``steps``.
     """
     checkpoint_every = checkpoint_every or check_every
     if steps < 1 or check_every < 1 or checkpoint_every < 1:
@@ -131,7 +140,8 @@ def train(
             "steps, check_every and checkpoint_every must be positive, got "
             f"{steps}, {check_every}, {checkpoint_every}"
         )
-    optimizer = optimizer or torch.optim.Adam(critic.parameters(), lr=lr)
+    if optimizer is None and any(p.requires_grad for p in critic.parameters()):
+        optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
     buffer: torch.Tensor | None = None  # [check_every, 5, *estimators], allocated at step 0
     rows: list[torch.Tensor] = []
     true_mis: list[float] = []
@@ -154,14 +164,14 @@ def train(
         for offset in range(chunk):
             batch = batches(step + offset)
             scores = critic(*batch.inputs)
-            if step + offset == start:
-                validate_inputs(scores, batch.positive, batch.negative)
-            result = bound(scores, batch.positive, batch.negative, check=False)
-            optimizer.zero_grad(set_to_none=True)
-            # Estimators stacked along leading dimensions have separate parameters, so the
-            # gradient of the sum is each one's own gradient.
-            result.loss.sum().backward()
-            optimizer.step()
+            first = step + offset == start
+            result = bound(scores, batch.positive, batch.negative, check=first)
+            if optimizer is not None:
+                optimizer.zero_grad(set_to_none=True)
+                # Estimators stacked along leading dimensions have separate parameters, so
+                # the gradient of the sum is each one's own gradient.
+                result.loss.sum().backward()
+                optimizer.step()
             record = torch.stack(result).detach()
             if buffer is None:
                 buffer = record.new_empty(check_every, *record.shape)
@@ -205,7 +215,7 @@ def train(
 def _save_checkpoint(
     path: Path,
     critic: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     rows: list[torch.Tensor],
     true_mis: list[float],
     step: int,
@@ -214,7 +224,7 @@ def _save_checkpoint(
     state = {
         "step": step,
         "critic": critic.state_dict(),
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "records": torch.cat(rows),
         "true_mis": list(true_mis),
         "cpu_rng": torch.get_rng_state(),
@@ -230,7 +240,7 @@ def _save_checkpoint(
 
 
 def _load_checkpoint(
-    path: Path, critic: nn.Module, optimizer: torch.optim.Optimizer
+    path: Path, critic: nn.Module, optimizer: torch.optim.Optimizer | None
 ) -> tuple[int, list[torch.Tensor], list[float]]:
     """Restore the critic, the optimizer and torch's random states from ``path``.
 
@@ -239,7 +249,8 @@ def _load_checkpoint(
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
     critic.load_state_dict(state["critic"])
-    optimizer.load_state_dict(state["optimizer"])
+    if optimizer is not None:
+        optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["cpu_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
