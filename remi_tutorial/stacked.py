@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,13 @@ from .bounds import (
 )
 from .critics import ConcatCritic, SeparableCritic, mlp
 
-__all__ = ["StackedMLP", "StackedSeparableCritic", "StackedConcatCritic", "stack_bounds"]
+__all__ = [
+    "StackedMLP",
+    "StackedSeparableCritic",
+    "StackedConcatCritic",
+    "stack_bounds",
+    "stack_bound_functions",
+]
 
 
 # --------------------------------------------------------------------------- critics
@@ -100,7 +106,7 @@ class StackedMLP(nn.Module):
         for index, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             hidden = torch.baddbmm(bias, hidden, weight)
             if index < last:
-                hidden = torch.relu(hidden)
+                hidden = hidden.relu_()  # in place: baddbmm's backward does not need its output
         return hidden
 
     @property
@@ -210,7 +216,7 @@ class StackedConcatCritic(nn.Module):
         """
         from_x = self._first_layer(x, self.first_x, None)  # [E, N, H]
         from_y = self._first_layer(y, self.first_y, self.first_bias)  # [E, M, H]
-        hidden = torch.relu(from_x[:, :, None, :] + from_y[:, None, :, :])  # [E, N, M, H]
+        hidden = (from_x[:, :, None, :] + from_y[:, None, :, :]).relu_()  # [E, N, M, H]
         estimators, rows, columns, width = hidden.shape
         scores = self.rest(hidden.reshape(estimators, rows * columns, width))  # [E, N M, 1]
         return scores.reshape(estimators, rows, columns)
@@ -420,3 +426,41 @@ def stack_bounds(
     if not names:
         raise ValueError("stack_bounds needs at least one bound name")
     return _StackedBound(names, params)
+
+
+def stack_bound_functions(bounds: Sequence[Callable[..., Bound]]) -> Callable[..., Bound]:
+    """``E`` arbitrary bounds, one per estimator: ``bounds[e]`` scores ``scores[e]``.
+
+    The flexible counterpart of :func:`stack_bounds`, for estimators that share a bound name
+    but not its parameters, e.g. a sweep of the penalty weight::
+
+        bound = stack_bound_functions([get_bound("remine", alpha=a) for a in (0.01, 0.1, 1)])
+
+    The ``E`` bounds are evaluated one after another (a Python loop inside each step), so
+    prefer :func:`stack_bounds` when the names alone tell the estimators apart.
+
+    Args:
+        bounds: ``E`` callables ``(scores [N, M], positive, negative, *, check) -> Bound``,
+            e.g. from :func:`~remi_tutorial.bounds.get_bound`.
+
+    Returns:
+        A callable ``(scores [E, N, M], positive, negative=None, *, check=True) -> Bound``
+        whose fields have shape ``[E]``.
+    """
+    bounds = tuple(bounds)
+    if not bounds:
+        raise ValueError("stack_bound_functions needs at least one bound")
+
+    def stacked(
+        scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
+    ) -> Bound:
+        if scores.dim() != 3 or scores.shape[0] != len(bounds):
+            raise ValueError(
+                f"scores must have shape [E, N, M] with E = {len(bounds)} estimators, "
+                f"got {tuple(scores.shape)}"
+            )
+        results = [bound(scores[e], positive, negative, check=check)
+                   for e, bound in enumerate(bounds)]
+        return Bound(*(torch.stack(field) for field in zip(*results)))
+
+    return stacked
