@@ -46,6 +46,7 @@ __all__ = [
     "StackedMLP",
     "StackedSeparableCritic",
     "StackedConcatCritic",
+    "StackedBound",
     "stack_bounds",
     "stack_bound_functions",
 ]
@@ -255,7 +256,7 @@ def _resolved_params(name: str, params: Mapping) -> dict:
 
 
 def _coefficients(name: str, params: dict) -> dict[str, float]:
-    """How estimator ``name`` combines the shared quantities (see :class:`_StackedBound`)."""
+    """How estimator ``name`` combines the shared quantities (see :class:`StackedBound`)."""
     regularized = name.startswith("re")
     alpha = float(params.get("alpha", 0.0)) if regularized else 0.0
     if alpha < 0:
@@ -307,7 +308,7 @@ def _coefficients(name: str, params: dict) -> dict[str, float]:
     return row
 
 
-class _StackedBound:
+class StackedBound:
     """``E`` bounds evaluated on ``scores [E, N, M]`` in one pass; see :func:`stack_bounds`.
 
     With ``D = log E_Q[e^T]``, ``D_c`` its value on the clipped scores, ``J = E_P[T]``,
@@ -394,7 +395,7 @@ class _StackedBound:
 
 def stack_bounds(
     names: Sequence[str], params: Mapping[str, Mapping] | None = None
-) -> _StackedBound:
+) -> StackedBound:
     """``E`` bounds of :mod:`remi_tutorial.bounds`, one per estimator, evaluated in one pass.
 
     Example::
@@ -425,7 +426,7 @@ def stack_bounds(
     names = [name.lower() for name in names]
     if not names:
         raise ValueError("stack_bounds needs at least one bound name")
-    return _StackedBound(names, params)
+    return StackedBound(names, params)
 
 
 def stack_bound_functions(bounds: Sequence[Callable[..., Bound]]) -> Callable[..., Bound]:

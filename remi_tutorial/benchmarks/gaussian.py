@@ -44,8 +44,6 @@ __all__ = [
     "stage_summary",
     "save_result",
     "load_result",
-    "add_arguments",
-    "main",
 ]
 
 PAPER_LEVELS: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
@@ -55,6 +53,7 @@ PAPER_STAGE_STEPS = 4000
 """Optimizer steps per stage in the paper (20,000 in all)."""
 
 CRITICS: tuple[str, ...] = ("separable", "concat")
+"""The two critics of the paper's Gaussian experiments, by name (see :func:`make_critic`)."""
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "estimator", "critic", "seed", "step", "stage", "true_mi",
@@ -309,8 +308,9 @@ def stage_summary(table: pd.DataFrame) -> pd.DataFrame:
             stage, true_mi, mi``).
 
     Returns:
-        One row per critic, estimator and stage: ``critic, estimator, stage, true_mi,
-        mean, bias, variance, mse, samples``; estimators in the order they first appear.
+        A table with one row per critic, estimator and stage, columns ``critic, estimator,
+        stage, true_mi, mean, bias, variance, mse, samples``; estimators in the order they
+        first appear.
     """
     missing = {"critic", "estimator", "stage", "true_mi", "mi"} - set(table.columns)
     if missing:
