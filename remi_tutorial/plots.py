@@ -19,7 +19,9 @@ from .bounds import BOUND_NAMES
 __all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "bound_color", "plot_training",
            "plot_gaussian_benchmark", "EXPLICIT_COLOR", "estimator_color",
            "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
-           "plot_image_benchmark"]
+           "plot_image_benchmark", "plot_image_accuracy",
+           "JOINT_PAIR_COLOR", "MARGINAL_PAIR_COLOR", "plot_batch_size_sweep",
+           "plot_score_histograms", "plot_alpha_sweep"]
 
 ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
@@ -259,9 +261,11 @@ def plot_estimate_bars(
     ax.set_yticks(list(positions), names)
     for position, name in zip(positions, names):
         ax.text(values[name], position, f" {values[name]:.2f}", va="center", fontsize="small")
+    largest = max([*values.values(), reference if reference is not None else 0.0, 0.0])
+    ax.set_xlim(right=1.15 * largest)  # room for the value labels
     if reference is not None:
         ax.axvline(reference, color=TRUTH_COLOR, linewidth=1.5, label=reference_label)
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="best", fontsize="small", framealpha=0.9)
     ax.set_xlabel(xlabel)
     if title:
         ax.set_title(title)
@@ -306,6 +310,7 @@ def plot_log_truncations(
 
 def plot_image_benchmark(
     curves: pd.DataFrame,
+    runs: pd.DataFrame | None = None,
     *,
     value: str = "mi",
     truth: float | None = None,
@@ -316,17 +321,20 @@ def plot_image_benchmark(
     """A training curve of each loss of an image benchmark, original beside regularized.
 
     One panel per original loss (MINE, SMILE, InfoNCE, NWJ, TUBA, JS) holding the
-    original (blue) and its regularized version (orange), one line per seed. A run that
-    stopped early (a divergence) ends with a cross. Values outside ``ylim`` (such as the
-    astronomically negative estimates just before a divergence) are cut off by the axes.
+    original (blue) and its regularized version (orange), one line per seed. Values outside
+    ``ylim`` (such as the astronomically negative estimates just before a divergence) are
+    cut off by the axes; given ``runs``, each panel says which of its runs diverged and at
+    which step (a run that diverged at its first step has no curve at all).
 
     Args:
         curves: rows of ``image_curves.csv`` from
             :func:`remi_tutorial.benchmarks.image_runs.run_sweep` (columns ``loss, seed,
             epoch`` and ``value``) for one benchmark and dataset.
+        runs: the matching rows of ``image_runs.csv`` (columns ``loss, diverged_at``), or
+            ``None``.
         value: the column to draw: ``"mi"``, ``"joint"``, ``"marginal"`` or ``"penalty"``.
         truth: the true value, drawn as a black dashed line (``H(Y)`` for ``"mi"``).
-        ylim: the y range; default from -0.5 to 1.25 times ``truth`` (or the data's range).
+        ylim: the y range; default from -1 to 1.25 times ``truth`` (or the data's range).
         ylabel: the y axis label.
         title: the figure's title.
 
@@ -340,29 +348,240 @@ def plot_image_benchmark(
     labels = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
               "tuba": "TUBA", "js": "JS"}
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
-    last_epoch = curves.epoch.max()
     for ax, base in zip(axes.flat, losses):
         ax.set_title(f"{labels[base]} vs Re{labels[base]}")
+        notes = []
         for name, label in ((base, labels[base]), ("re" + base, "Re" + labels[base])):
             color = bound_color(name)
-            runs = curves[curves.loss == name]
-            for index, (_, run) in enumerate(runs.groupby("seed")):
+            for index, (_, run) in enumerate(curves[curves.loss == name].groupby("seed")):
                 ax.plot(run.epoch, run[value], color=color, linewidth=1.4, alpha=0.8,
                         label=label if index == 0 else None)
-                if run.epoch.max() < last_epoch:
-                    end = run.iloc[-1]
-                    ax.plot(end.epoch, end[value], marker="x", markersize=9, color=color)
+            if runs is not None:
+                mine = runs[runs.loss == name]
+                stopped = mine.diverged_at.dropna().astype(int)
+                if len(stopped):
+                    steps = ", ".join(str(step) for step in sorted(set(stopped)))
+                    notes.append((f"{label}: {len(stopped)} of {len(mine)} runs diverged "
+                                  f"(step {steps})", color))
         if truth is not None:
             ax.axhline(truth, color=TRUTH_COLOR, linestyle="--", linewidth=1.2, label="true value")
-        ax.legend(loc="lower right", fontsize="small")
+        for line, (note, color) in enumerate(notes):
+            ax.text(0.03, 0.55 - 0.09 * line, note, transform=ax.transAxes, color=color,
+                    fontsize="small", fontweight="bold")
+        ax.legend(loc="upper left", fontsize="small")
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
         ax.set_ylabel(ylabel)
     if ylim is None and truth is not None:
-        ylim = (-0.5, 1.25 * truth)
+        ylim = (-1.0, 1.25 * truth)
     if ylim is not None:
         axes[0, 0].set_ylim(*ylim)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_accuracy(
+    runs: pd.DataFrame,
+    *,
+    chance: float | None = None,
+    reference: float | None = None,
+    reference_label: str = "untrained network",
+    ylabel: str = "test accuracy",
+    title: str | None = None,
+) -> plt.Figure:
+    """Each loss's test accuracy, original beside regularized, one dot per seed.
+
+    Args:
+        runs: rows of ``image_runs.csv`` for one benchmark and dataset (columns ``loss,
+            base_loss, regularized, seed, test_accuracy``).
+        chance: the accuracy of guessing, drawn as a dotted line.
+        reference: another accuracy to draw as a dashed line (e.g. an untrained network's).
+        reference_label: its legend label.
+        ylabel: the y axis label.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    if runs.empty:
+        raise ValueError("the table is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    losses = ["mine", "smile", "infonce", "nwj", "tuba", "js"]
+    labels = ["MINE", "SMILE", "InfoNCE", "NWJ", "TUBA", "JS"]
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for offset, regularized in ((-0.17, False), (0.17, True)):
+        color = REGULARIZED_COLOR if regularized else ORIGINAL_COLOR
+        for position, base in enumerate(losses):
+            accuracy = runs[(runs.base_loss == base) & (runs.regularized == regularized)].test_accuracy
+            if accuracy.empty:
+                continue
+            ax.bar(position + offset, accuracy.mean(), width=0.32, color=color, alpha=0.75,
+                   label=("regularized" if regularized else "original") if position == 0 else None)
+            ax.plot([position + offset] * len(accuracy), accuracy, "o", color="black", markersize=3)
+    if chance is not None:
+        ax.axhline(chance, color=TRUTH_COLOR, linestyle=":", linewidth=1.2, label="chance")
+    if reference is not None:
+        ax.axhline(reference, color=TRUTH_COLOR, linestyle="--", linewidth=1.0, label=reference_label)
+    ax.set_xticks(range(len(losses)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper right", fontsize="small")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- the symptoms
+
+JOINT_PAIR_COLOR = "tab:green"
+"""The colour of scores of pairs drawn from the joint distribution P."""
+MARGINAL_PAIR_COLOR = "tab:red"
+"""The colour of scores of pairs drawn from the product of marginals Q."""
+
+
+def plot_batch_size_sweep(summary: pd.DataFrame, *, title: str | None = None) -> plt.Figure:
+    """Estimates at a fixed critic against batch size: their mean and spread, then their variance.
+
+    Left: each bound's mean estimate (line) with a band of one standard deviation, against
+    the true MI (black). Right: the standard deviation on log-log axes, with a
+    ``1/sqrt(B)`` reference line. Bounds of one colour differ by line style and marker.
+
+    Args:
+        summary: columns ``bound, batch_size, mean, std, true_mi``, e.g. from
+            :func:`remi_tutorial.benchmarks.analytic_critic.batch_size_summary`.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    if summary.empty:
+        raise ValueError("the summary is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = ("o", "s", "^", "D")
+    used: dict[str, int] = {}
+    for name in summary.bound.unique():
+        rows = summary[summary.bound == name].sort_values("batch_size")
+        color = estimator_color(name)
+        index = used.get(color, 0)
+        used[color] = index + 1
+        style = dict(color=color, linestyle=_LINESTYLES[index % len(_LINESTYLES)],
+                     marker=markers[index % len(markers)], label=name)
+        left.plot(rows.batch_size, rows["mean"], **style)
+        left.fill_between(rows.batch_size, rows["mean"] - rows["std"], rows["mean"] + rows["std"],
+                          color=color, alpha=0.12 if index == 0 else 0.06)
+        right.plot(rows.batch_size, rows["std"], **style)
+    truth = float(summary.true_mi.iloc[0])
+    left.axhline(truth, color=TRUTH_COLOR, linestyle="--", label="true MI")
+    sizes = np.sort(summary.batch_size.unique())
+    reference = summary[summary.batch_size == sizes[0]]["std"].max() * np.sqrt(sizes[0] / sizes)
+    right.plot(sizes, reference, color=TRUTH_COLOR, linestyle=":", label=r"$\propto 1/\sqrt{B}$")
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("batch size $B$")
+        ax.legend(loc="best", fontsize="small")
+    right.set_yscale("log")
+    left.set_ylabel("estimate (nats): mean ± 1 std")
+    right.set_ylabel("standard deviation (nats)")
+    left.set_title("mean estimate against the truth")
+    right.set_title("spread of the estimate")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_score_histograms(
+    scores: pd.DataFrame, *, bins: int = 60, title: str | None = None
+) -> plt.Figure:
+    """Histograms of a trained critic's scores on joint pairs and on marginal pairs.
+
+    One panel per estimator. Well-separated histograms mean the critic tells the two
+    distributions apart, whatever its loss is doing.
+
+    Args:
+        scores: columns ``estimator, pair ("joint" or "marginal"), score``, e.g. from
+            :func:`remi_tutorial.benchmarks.symptoms.pair_scores`.
+        bins: histogram bins per panel.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    if scores.empty:
+        raise ValueError("the table is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    names = list(scores.estimator.unique())
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        rows = scores[scores.estimator == name]
+        edges = np.histogram_bin_edges(rows.score, bins=bins)
+        for pair, color, label in (("marginal", MARGINAL_PAIR_COLOR, "marginal pairs  $Q$"),
+                                   ("joint", JOINT_PAIR_COLOR, "joint pairs  $P$")):
+            ax.hist(rows[rows.pair == pair].score, bins=edges, color=color, alpha=0.6,
+                    label=label, density=True)
+        ax.set_title(name)
+        ax.set_xlabel("critic score $T(x, y)$")
+        ax.set_ylabel("density")
+        ax.legend(loc="upper center", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alpha_sweep(summary: pd.DataFrame, *, title: str | None = None) -> plt.Figure:
+    """The penalty weight's trade-off: the estimate and the drift against ``alpha``.
+
+    One column per setting. Top: the estimate (mean over the last steps, with one standard
+    deviation of the per-step estimate) against the true MI; a log scale where the estimates
+    span more than a factor of 50. Bottom: how far the joint term moved over the second half
+    of training, ``|joint drift|``, on a log scale. ``alpha = 0`` (the unregularized bound)
+    is drawn in the original colour, every ``alpha > 0`` in the regularized colour; the
+    ``alpha`` axis is linear below ``1e-3`` (so that 0 fits) and logarithmic above.
+
+    Args:
+        summary: columns ``setting, alpha, estimate, estimate_std, joint_drift, true_mi``,
+            e.g. :func:`remi_tutorial.benchmarks.symptoms.symptom_summary` with the two
+            columns added.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    if summary.empty:
+        raise ValueError("the summary is empty: nothing to plot")
+    sns.set_theme(style="whitegrid", context="notebook")
+    settings = list(summary.setting.unique())
+    fig, axes = plt.subplots(2, len(settings), figsize=(5.2 * len(settings), 7), squeeze=False,
+                             sharex=True)
+    for column, setting in enumerate(settings):
+        rows = summary[summary.setting == setting].sort_values("alpha")
+        top, bottom = axes[0, column], axes[1, column]
+        colors = [ORIGINAL_COLOR if alpha == 0 else REGULARIZED_COLOR for alpha in rows.alpha]
+        top.plot(rows.alpha, rows.estimate, color=REGULARIZED_COLOR, linewidth=1, zorder=1)
+        top.errorbar(rows.alpha, rows.estimate, yerr=rows.estimate_std, fmt="none",
+                     ecolor="gray", elinewidth=1, capsize=3, zorder=1)
+        top.scatter(rows.alpha, rows.estimate, c=colors, s=40, zorder=2)
+        top.axhline(float(rows.true_mi.iloc[0]), color=TRUTH_COLOR, linestyle="--",
+                    label="true MI")
+        positive = rows.estimate[rows.estimate > 0]
+        if len(positive) == len(rows) and positive.max() > 50 * positive.min():
+            top.set_yscale("log")
+        drift = rows.joint_drift.abs()
+        bottom.plot(rows.alpha, drift, color=REGULARIZED_COLOR, linewidth=1, zorder=1)
+        bottom.scatter(rows.alpha, drift, c=colors, s=40, zorder=2)
+        bottom.set_yscale("log")
+        top.set_title(setting)
+        top.set_ylabel("estimate (nats)")
+        bottom.set_ylabel("|joint drift| over the second half")
+        bottom.set_xlabel(r"penalty weight $\alpha$")
+        bottom.set_xscale("symlog", linthresh=1e-3)
+        top.legend(loc="best", fontsize="small")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
