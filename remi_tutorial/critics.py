@@ -114,8 +114,8 @@ class OneHotTableCritic(nn.Module):
     (for a concat critic on a ``[100, 200]`` batch over 16 classes, 80 times fewer).
 
     Args:
-        critic: any critic ``(x [N, Kx], y [M, Ky]) -> [N, M]``; its parameters are this
-            module's.
+        critic: any critic ``(x [N, Kx], y [M, Ky]) -> [..., N, M]``, stacked critics
+            (leading dimensions ``...``) included; its parameters are this module's.
         x_classes: ``Kx``.
         y_classes: ``Ky``.
     """
@@ -134,7 +134,7 @@ class OneHotTableCritic(nn.Module):
             y: ``[M, Ky]``, one-hot rows.
 
         Returns:
-            ``[N, M]``.
+            ``[..., N, M]``, with the wrapped critic's leading dimensions.
         """
         if x.shape[-1] != self.x_classes or y.shape[-1] != self.y_classes:
             raise ValueError(
@@ -143,5 +143,8 @@ class OneHotTableCritic(nn.Module):
             )
         eye_x = torch.eye(self.x_classes, dtype=x.dtype, device=x.device)
         eye_y = torch.eye(self.y_classes, dtype=y.dtype, device=y.device)
-        table = self.critic(eye_x, eye_y)  # [Kx, Ky]
-        return table[x.argmax(-1)][:, y.argmax(-1)]
+        table = self.critic(eye_x, eye_y)  # [..., Kx, Ky]
+        # One index_select on the flattened table: its backward is a single index_add.
+        pair = x.argmax(-1)[:, None] * self.y_classes + y.argmax(-1)[None, :]  # [N, M]
+        scores = table.flatten(-2).index_select(-1, pair.flatten())
+        return scores.unflatten(-1, pair.shape)

@@ -9,6 +9,8 @@ import importlib
 COMMANDS: dict[str, str] = {
     "gaussian": "remi_tutorial.benchmarks.gaussian",
     "gaussian-report": "remi_tutorial.benchmarks.gaussian_report",
+    "symptoms": "remi_tutorial.benchmarks.symptoms",
+    "analytic-critic": "remi_tutorial.benchmarks.analytic_critic",
 }
 
 

@@ -1,0 +1,149 @@
+"""The bounds evaluated at the correlated Gaussian's analytic optimal critic, against batch size.
+
+With the critic fixed at its optimum, everything that is left of an estimator's error is
+the batch: the DV estimate's upward bias (the log sits outside the batch mean) and each
+estimate's variance. :func:`estimates_at_analytic_critic` draws many independent batches
+of each size and records every bound's estimate; :func:`batch_size_summary` reduces them to
+a mean, a bias, a standard deviation and a standard error per bound and batch size. The
+command line prints that summary::
+
+    python -m remi_tutorial.benchmarks analytic-critic --mi 4 --repeats 200
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..bounds import get_bound
+from ..tasks import gaussian_log_density_ratio, gaussian_rho, paired_masks, sample_gaussian
+
+__all__ = [
+    "OPTIMAL_SHIFT",
+    "estimates_at_analytic_critic",
+    "batch_size_summary",
+    "add_arguments",
+    "main",
+]
+
+OPTIMAL_SHIFT: dict[str, float] = {
+    "mine": 0.0, "smile": 0.0, "infonce": 0.0, "nwj": 1.0, "tuba": 0.0, "js": 0.0,
+    "remine": 0.0, "resmile": 0.0, "reinfonce": 0.0, "renwj": 1.0, "retuba": 0.0, "rejs": 0.0,
+}
+"""Bound name -> ``c`` such that ``log dP/dQ + c`` is its optimal critic, with the package's
+default parameters. The DV family is optimal at any ``c``; ``0`` is also where ReMINE's
+default target ``C = 0`` puts it. NWJ's optimum is ``1 + log dP/dQ``. TUBA (baseline 1) and
+JS are optimal at ``log dP/dQ``, where JS *reports* ``NWJ(log dP/dQ) = I - 1/e``."""
+
+
+def estimates_at_analytic_critic(
+    bounds: Sequence[str] = ("mine", "nwj"),
+    batch_sizes: Sequence[int] = (8, 16, 32, 64, 128, 256, 512),
+    *,
+    mi: float = 4.0,
+    dim: int = 20,
+    repeats: int = 200,
+    seed: int = 0,
+    shifts: Mapping[str, float] | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> pd.DataFrame:
+    """Each bound's estimate on ``repeats`` fresh batches of each size, at the optimal critic.
+
+    A batch is ``B`` pairs of the correlated Gaussian (:func:`~remi_tutorial.tasks.
+    sample_gaussian`), scored all against all by ``log dP/dQ + shift``
+    (:func:`~remi_tutorial.tasks.gaussian_log_density_ratio`), with the diagonal as the
+    joint pairs and the off-diagonal as the marginal pairs
+    (:func:`~remi_tutorial.tasks.paired_masks`). Every bound sees the same batches.
+
+    Args:
+        bounds: bound names from :data:`OPTIMAL_SHIFT` (default parameters).
+        batch_sizes: the batch sizes ``B``, each at least 2.
+        mi: the true MI in nats.
+        dim: the dimension of ``x`` and ``y``.
+        repeats: independent batches per batch size.
+        seed: seeds the batches.
+        shifts: bound name -> the constant added to ``log dP/dQ``; defaults to
+            :data:`OPTIMAL_SHIFT`.
+        dtype: the dtype of samples and scores.
+
+    Returns:
+        Columns ``bound, batch_size, repeat, estimate, true_mi``; one row per bound, batch
+        size and repeat.
+    """
+    shifts = dict(OPTIMAL_SHIFT if shifts is None else shifts)
+    unknown = [name for name in bounds if name not in shifts]
+    if unknown:
+        raise ValueError(f"no optimal-critic shift for {', '.join(unknown)}; pass shifts=")
+    if repeats < 1:
+        raise ValueError(f"repeats must be positive, got {repeats}")
+    functions = {name: get_bound(name) for name in bounds}
+    rho = gaussian_rho(mi, dim)
+    generator = torch.Generator().manual_seed(seed)
+    rows: dict[str, list] = {"bound": [], "batch_size": [], "repeat": [], "estimate": []}
+    for batch_size in batch_sizes:
+        positive, negative = paired_masks(batch_size)
+        estimates = {name: [] for name in bounds}
+        for _ in range(repeats):
+            x, y = sample_gaussian(batch_size, dim, rho, generator=generator, dtype=dtype)
+            scores = gaussian_log_density_ratio(x, y, rho)  # [B, B]
+            for name, function in functions.items():
+                shifted = scores + shifts[name]
+                estimates[name].append(function(shifted, positive, negative, check=False).mi)
+        for name in bounds:
+            rows["bound"] += [name] * repeats
+            rows["batch_size"] += [batch_size] * repeats
+            rows["repeat"] += list(range(repeats))
+            rows["estimate"] += torch.stack(estimates[name]).tolist()
+    table = pd.DataFrame(rows)
+    table["true_mi"] = float(mi)
+    return table
+
+
+def batch_size_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean, bias, standard deviation and standard error of the estimates, per bound and size.
+
+    Args:
+        table: the output of :func:`estimates_at_analytic_critic`.
+
+    Returns:
+        Columns ``bound, batch_size, mean, bias, std, standard_error, true_mi``, where
+        ``bias = mean - true_mi`` and ``standard_error = std / sqrt(repeats)`` (the
+        uncertainty of ``mean``).
+    """
+    grouped = table.groupby(["bound", "batch_size"], sort=False)
+    summary = grouped.agg(
+        mean=("estimate", "mean"), std=("estimate", "std"), repeats=("estimate", "size"),
+        true_mi=("true_mi", "first"),
+    ).reset_index()
+    summary["bias"] = summary["mean"] - summary["true_mi"]
+    summary["standard_error"] = summary["std"] / np.sqrt(summary["repeats"])
+    return summary[["bound", "batch_size", "mean", "bias", "std", "standard_error", "true_mi"]]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m remi_tutorial.benchmarks analytic-critic``."""
+    parser.add_argument("--bounds", nargs="+", default=["mine", "nwj"],
+                        choices=tuple(OPTIMAL_SHIFT), metavar="BOUND")
+    parser.add_argument("--batch-sizes", type=int, nargs="+",
+                        default=[8, 16, 32, 64, 128, 256, 512])
+    parser.add_argument("--mi", type=float, default=4.0, help="true MI in nats (default 4)")
+    parser.add_argument("--dim", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    table = estimates_at_analytic_critic(
+        args.bounds, args.batch_sizes, mi=args.mi, dim=args.dim, repeats=args.repeats,
+        seed=args.seed,
+    )
+    print(batch_size_summary(table).round(4).to_string(index=False))

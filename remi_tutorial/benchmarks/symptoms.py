@@ -1,0 +1,288 @@
+"""The two symptoms of instability, drifting and explosion, on the one-hot task.
+
+``x = y = one_hot(c)`` with ``c`` uniform over ``K`` classes, so ``I(X; Y) = log K``; the
+marginal pairs ``(x_i, y'_i)`` pair each ``x`` with an independent fresh ``y'`` (the
+authors' design, :func:`~remi_tutorial.tasks.one_hot_batches`). Two settings show the
+symptoms within seconds on a CPU:
+
+* :data:`DRIFTING`: 16 classes, a concat critic with one hidden layer of 64 units, SGD with
+  learning rate 0.1, batches of 100: MINE's two terms slide together while its estimate
+  stays on ``log 16``;
+* :data:`EXPLOSION`: 20 classes, a concat critic with two hidden layers of 256 units, Adam
+  with learning rate 5e-4, batches of 4: MINE's estimate runs into the thousands.
+
+:func:`train_one_hot` trains several bounds at once, each with its own copy of one initial
+critic, on one shared stream of batches (so runs differ only by their bound);
+:func:`symptom_summary` measures each run; :func:`pair_scores` scores joint and marginal
+pairs with the trained critics. The command line prints the summaries::
+
+    python -m remi_tutorial.benchmarks symptoms --setting drifting --bounds mine remine nwj
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..bounds import Bound, get_bound
+from ..critics import ConcatCritic, OneHotTableCritic
+from ..stacked import StackedConcatCritic, stack_bound_functions
+from ..tasks import one_hot_batches
+from ..train import train
+
+__all__ = [
+    "OneHotSetting",
+    "DRIFTING",
+    "EXPLOSION",
+    "SETTINGS",
+    "OneHotRun",
+    "train_one_hot",
+    "symptom_summary",
+    "pair_scores",
+    "add_arguments",
+    "main",
+]
+
+
+@dataclass(frozen=True)
+class OneHotSetting:
+    """A training setting on the one-hot task.
+
+    Attributes:
+        num_classes: ``K``; the true MI is ``log K``.
+        batch_size: joint pairs per batch (and as many independent marginal pairs).
+        hidden_dims: the hidden widths of the concat critic.
+        optimizer: ``"sgd"`` or ``"adam"``.
+        lr: the learning rate.
+        steps: optimizer steps.
+        table_lookup: evaluate the critic once per pair of classes and look the batch's
+            scores up (:class:`~remi_tutorial.critics.OneHotTableCritic`): the same function
+            and gradients, cheaper when ``batch_size**2`` exceeds ``num_classes**2``.
+    """
+
+    num_classes: int
+    batch_size: int
+    hidden_dims: tuple[int, ...]
+    optimizer: str
+    lr: float
+    steps: int
+    table_lookup: bool
+
+    @property
+    def true_mi(self) -> float:
+        """``log K``, in nats."""
+        return math.log(self.num_classes)
+
+
+DRIFTING = OneHotSetting(
+    num_classes=16, batch_size=100, hidden_dims=(64,), optimizer="sgd", lr=0.1, steps=3000,
+    table_lookup=True,
+)
+"""Drifting within seconds: MINE's terms slide together while its estimate holds."""
+
+EXPLOSION = OneHotSetting(
+    num_classes=20, batch_size=4, hidden_dims=(256, 256), optimizer="adam", lr=5e-4,
+    steps=1500, table_lookup=False,
+)
+"""Explosion within seconds: with 4 independent marginal pairs, a batch holds no matched
+marginal pair with probability ``(19/20)^4 = 0.81``, and on such a batch the DV objective
+is unbounded."""
+
+SETTINGS: dict[str, OneHotSetting] = {"drifting": DRIFTING, "explosion": EXPLOSION}
+
+
+@dataclass
+class OneHotRun:
+    """What :func:`train_one_hot` returns.
+
+    Attributes:
+        history: one row per step and estimator: ``step``, ``estimator`` (the name given to
+            its bound), ``true_mi`` and the :class:`~remi_tutorial.bounds.Bound` fields.
+        critic: the trained critics, stacked: ``critic(x [N, K], y [M, K]) -> [E, N, M]``.
+        names: the ``E`` estimator names, in the critic's order.
+        setting: the setting it was trained in (with the steps actually requested).
+        diverged_at: the first non-finite step, or ``None``.
+        message: how the run ended.
+    """
+
+    history: pd.DataFrame
+    critic: nn.Module
+    names: tuple[str, ...]
+    setting: OneHotSetting
+    diverged_at: int | None
+    message: str
+
+
+def train_one_hot(
+    bounds: Mapping[str, Callable[..., Bound]],
+    setting: OneHotSetting,
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> OneHotRun:
+    """Train one concat critic per bound, all from the same initial weights, on shared batches.
+
+    The critics are stacked (:class:`~remi_tutorial.stacked.StackedConcatCritic`) and trained
+    by one optimizer; SGD and Adam update every weight on its own, so this is the same as
+    training them one after another on the same batches, only cheaper.
+
+    Args:
+        bounds: estimator name -> bound, e.g. ``{"mine": get_bound("mine")}`` or
+            ``{"alpha=1": get_bound("remine", alpha=1.0)}``.
+        setting: :data:`DRIFTING`, :data:`EXPLOSION` or another :class:`OneHotSetting`.
+        seed: seeds the initial critic weights and the batch stream.
+        steps: overrides ``setting.steps``.
+        device: where to train (default: the CPU).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`OneHotRun`.
+    """
+    if not bounds:
+        raise ValueError("train_one_hot needs at least one bound")
+    if setting.optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {setting.optimizer!r}")
+    if steps is not None:
+        setting = dataclasses.replace(setting, steps=steps)
+    names = tuple(bounds)
+    k = setting.num_classes
+    critics = []
+    for _ in names:
+        torch.manual_seed(seed)
+        critics.append(ConcatCritic(k, k, hidden_dims=setting.hidden_dims))
+    critic: nn.Module = StackedConcatCritic(critics).to(device)
+    if setting.table_lookup:
+        critic = OneHotTableCritic(critic, k, k)
+    optimizer_class = torch.optim.SGD if setting.optimizer == "sgd" else torch.optim.Adam
+    optimizer = optimizer_class(critic.parameters(), lr=setting.lr)
+    result = train(
+        critic,
+        stack_bound_functions([bounds[name] for name in names]),
+        one_hot_batches(k, setting.batch_size, seed=seed, device=device),
+        steps=setting.steps,
+        optimizer=optimizer,
+        progress=progress,
+        description=", ".join(names),
+    )
+    history = result.history.copy()
+    history["estimator"] = [names[index] for index in history["estimator"]]
+    return OneHotRun(history, critic, names, setting, result.diverged_at, result.message)
+
+
+def symptom_summary(history: pd.DataFrame, *, window: int = 200) -> pd.DataFrame:
+    """How much each estimator drifted, how far its estimate is from the truth, how it varied.
+
+    The *drift* of a term is its mean over the last ``window`` steps minus its mean over the
+    ``window`` steps that end at mid-run: how far it moved over the second half of training.
+
+    Args:
+        history: ``OneHotRun.history`` (or any history with ``estimator, step, true_mi, mi,
+            joint, marginal``).
+        window: steps averaged at each end.
+
+    Returns:
+        One row per estimator (in order of appearance): ``estimator, true_mi``,
+        ``estimate`` (mean estimate over the last ``window`` steps), ``estimate_std``
+        (standard deviation of the per-step estimate over the second half), ``joint_drift``,
+        ``marginal_drift``, ``marginal_std`` (over the second half) and ``max_abs_estimate``.
+    """
+    rows = []
+    for name in history.estimator.unique():
+        run = history[history.estimator == name].sort_values("step")
+        steps = len(run)
+        if steps < 2 * window:
+            raise ValueError(f"{name!r} has {steps} steps, fewer than two windows of {window}")
+        half = steps // 2
+        middle, last = run.iloc[half - window:half], run.iloc[-window:]
+        second_half = run.iloc[half:]
+        rows.append(dict(
+            estimator=name,
+            true_mi=float(run.true_mi.iloc[0]),
+            estimate=float(last.mi.mean()),
+            estimate_std=float(second_half.mi.std()),
+            joint_drift=float(last.joint.mean() - middle.joint.mean()),
+            marginal_drift=float(last.marginal.mean() - middle.marginal.mean()),
+            marginal_std=float(second_half.marginal.std()),
+            max_abs_estimate=float(run.mi.abs().max()),
+        ))
+    return pd.DataFrame(rows)
+
+
+def pair_scores(
+    critic: nn.Module,
+    names: tuple[str, ...] | list[str],
+    num_classes: int,
+    *,
+    samples: int = 5000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Scores of fresh joint pairs ``(c, c)`` and marginal pairs ``(a, b)`` (independent).
+
+    Args:
+        critic: a (stacked) critic on one-hot inputs, ``(x [N, K], y [M, K]) -> [E, N, M]``,
+            e.g. ``OneHotRun.critic``.
+        names: the ``E`` estimator names.
+        num_classes: ``K``.
+        samples: pairs of each kind.
+        seed: seeds the classes drawn.
+
+    Returns:
+        Columns ``estimator, pair ("joint" or "marginal"), score``: ``samples`` rows of each
+        pair kind per estimator.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.randint(num_classes, (3, samples), generator=generator)
+    parameter = next(critic.parameters())
+    eye = torch.eye(num_classes, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        table = critic(eye, eye).reshape(len(names), num_classes, num_classes).cpu()
+    joint = table[:, classes[0], classes[0]]  # [E, samples]
+    marginal = table[:, classes[1], classes[2]]
+    frames = []
+    for index, name in enumerate(names):
+        for pair, values in (("joint", joint[index]), ("marginal", marginal[index])):
+            frames.append(pd.DataFrame(
+                {"estimator": name, "pair": pair, "score": values.double().numpy()}
+            ))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m remi_tutorial.benchmarks symptoms``."""
+    parser.add_argument("--setting", choices=tuple(SETTINGS), default="drifting")
+    parser.add_argument("--bounds", nargs="+", default=["mine", "remine", "nwj", "renwj"],
+                        help="bound names, trained at once (default: mine remine nwj renwj)")
+    parser.add_argument("--alpha", type=float, default=None,
+                        help="penalty weight of the regularized bounds (default: the package's)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--steps", type=int, default=None, help="default: the setting's")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: small matmuls on a shared CPU)")
+
+
+def main(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    setting = SETTINGS[args.setting]
+    params = {} if args.alpha is None else {"alpha": args.alpha}
+    bounds = {
+        name: get_bound(name, **(params if name.lower().startswith("re") else {}))
+        for name in args.bounds
+    }
+    print(f"{args.setting}: {setting}")
+    with pd.option_context("display.width", 160, "display.max_columns", None):
+        for seed in args.seeds:
+            run = train_one_hot(bounds, setting, seed=seed, steps=args.steps, progress=False)
+            print(f"\nseed {seed}: {run.message}")
+            print(symptom_summary(run.history).round(3).to_string(index=False))
