@@ -6,6 +6,7 @@ Choi & Lee (UAI 2022) fixes them. Every function the course runs lives here.
 
 Modules:
     bounds   the twelve bounds on a score matrix, the regularizer, the registry
+    explicit closed-form Gaussian MI from second-order statistics, and its training objective
     critics  networks that score every pair of a batch
     tasks    problems with a known MI, and the masks of each benchmark
     train    one training loop for every critic, bound and task

@@ -205,8 +205,8 @@ def gaussian_plugin_bias(num_samples: int | Tensor, x_dim: int, y_dim: int) -> f
         y_dim: ``dy``.
 
     Returns:
-        The bias in nats: a float for an int ``num_samples``, else a float64 tensor of its
-        shape.
+        The bias in nats (a float for an int ``num_samples``, else a float64 tensor of its
+        shape).
     """
     as_tensor = isinstance(num_samples, Tensor)
     if not as_tensor and num_samples <= x_dim + y_dim:
