@@ -11,6 +11,9 @@ COMMANDS: dict[str, str] = {
     "gaussian-report": "remi_tutorial.benchmarks.gaussian_report",
     "symptoms": "remi_tutorial.benchmarks.symptoms",
     "analytic-critic": "remi_tutorial.benchmarks.analytic_critic",
+    "supervised": "remi_tutorial.benchmarks.supervised",
+    "contrastive": "remi_tutorial.benchmarks.contrastive",
+    "table1": "remi_tutorial.benchmarks.table1",
 }
 
 
