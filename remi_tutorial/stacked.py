@@ -308,16 +308,24 @@ def _coefficients(name: str, params: dict) -> dict[str, float]:
     return row
 
 
+def _rows(mask: Tensor | None, index: Tensor) -> Tensor | None:
+    """The rows ``index`` of a mask with one matrix per estimator; a shared mask as it is."""
+    if mask is not None and mask.dim() == 3 and mask.shape[0] > 1:
+        return mask.index_select(0, index)
+    return mask
+
+
 class StackedBound:
     """``E`` bounds evaluated on ``scores [E, N, M]`` in one pass; see :func:`stack_bounds`.
 
-    With ``D = log E_Q[e^T]``, ``D_c`` its value on the clipped scores, ``J = E_P[T]``,
-    ``J_c`` its clipped value, ``R`` InfoNCE's row-wise marginal and ``JS`` the f-GAN
-    objective (all ``[E]``), estimator ``e`` reports
+    With ``J = E_P[T]`` and ``D = log E_Q[e^T]`` (computed for all ``E``), ``J_c`` and
+    ``D_c`` their values on the clipped scores, ``R`` InfoNCE's row-wise marginal and ``JS``
+    the f-GAN objective (each computed only for the estimators that use it, selected by
+    index tensors fixed at construction), estimator ``e`` reports
 
-    * DV family: ``joint = J_c if clip_joint else J``, ``marginal = R if row_marginal else
-      D_c`` (``D_c = D`` where ``tau = inf``), ``mi = joint - marginal`` (for InfoNCE
-      computed pair by pair, as :func:`~remi_tutorial.bounds.infonce` does);
+    * DV family: ``joint = J_c if clip_joint else J``, ``marginal = R`` for InfoNCE, ``D_c``
+      for SMILE, ``D`` otherwise, ``mi = joint - marginal`` (for InfoNCE computed pair by
+      pair, as :func:`~remi_tutorial.bounds.infonce` does);
     * NWJ family: ``joint = J``, ``marginal = exp(D - shift)``, ``mi = 1 + J - shift -
       marginal``;
 
@@ -325,12 +333,19 @@ class StackedBound:
     ``alpha * d(exp(D - penalty_shift) if penalty_exp else D, target)``.
     """
 
+    _SUBSETS = ("clipped", "row_marginal", "trains_js")
+
     def __init__(self, names: Sequence[str], params: Mapping[str, Mapping]):
         self.names = tuple(names)
         rows = [_coefficients(name, _resolved_params(name, params.get(name, {})))
                 for name in self.names]
         self._table = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64)
                        for key in rows[0]}
+        self._subsets = {
+            "clipped": [e for e, row in enumerate(rows) if math.isfinite(row["tau"])],
+            "row_marginal": [e for e, row in enumerate(rows) if row["row_marginal"]],
+            "trains_js": [e for e, row in enumerate(rows) if row["trains_js"]],
+        }
         self._cache: dict[tuple, dict[str, Tensor]] = {}
 
     def _on(self, like: Tensor) -> dict[str, Tensor]:
@@ -341,6 +356,8 @@ class StackedBound:
             for flag in ("nwj_family", "clip_joint", "row_marginal", "trains_js",
                          "regularized", "absolute", "penalty_exp"):
                 coefficients[flag] = coefficients[flag].bool()
+            for subset, members in self._subsets.items():
+                coefficients[subset] = torch.tensor(members, dtype=torch.long, device=like.device)
             self._cache[key] = coefficients
         return self._cache[key]
 
@@ -355,27 +372,40 @@ class StackedBound:
                 f"got {tuple(scores.shape)}"
             )
         c = self._on(scores)
-        tau = c["tau"][:, None, None]
-        clipped = torch.clamp(scores, -tau, tau)
         joint = joint_term(scores, positive)
-        clipped_joint = joint_term(clipped, positive)
         dv = dv_marginal(scores, negative)
-        clipped_dv = dv_marginal(clipped, negative)
-        candidates = _every_pair(scores, negative) | positive
-        row_weights = positive.expand_as(scores).sum(-1).to(scores.dtype)
-        row_log_mean_exp = _row_log_mean_exp(scores, candidates)  # [E, N]
-        row_marginal = (row_weights * row_log_mean_exp).sum(-1) / row_weights.sum(-1)
-        # As in bounds.infonce: each pair's own difference keeps the log N cap exact.
-        infonce_mi = _masked_mean(scores - row_log_mean_exp[..., None], positive)
+        dv_joint, dv_marginal_term = joint, dv
+        if self._subsets["clipped"]:  # SMILE: the same terms on clipped scores
+            index = c["clipped"]
+            tau = c["tau"].index_select(0, index)[:, None, None]
+            clipped = torch.clamp(scores.index_select(0, index), -tau, tau)
+            clipped_joint = joint.index_copy(
+                0, index, joint_term(clipped, _rows(positive, index))
+            )
+            dv_joint = torch.where(c["clip_joint"], clipped_joint, joint)
+            dv_marginal_term = dv.index_copy(
+                0, index, dv_marginal(clipped, _rows(negative, index))
+            )
+        dv_mi = dv_joint - dv_marginal_term
+        if self._subsets["row_marginal"]:  # InfoNCE: one log-mean-exp per row
+            index = c["row_marginal"]
+            rows = scores.index_select(0, index)
+            rows_positive, rows_negative = _rows(positive, index), _rows(negative, index)
+            candidates = _every_pair(rows, rows_negative) | rows_positive
+            row_weights = rows_positive.expand_as(rows).sum(-1).to(scores.dtype)
+            row_log_mean_exp = _row_log_mean_exp(rows, candidates)  # [k, N]
+            row_marginal = (row_weights * row_log_mean_exp).sum(-1) / row_weights.sum(-1)
+            dv_marginal_term = dv_marginal_term.index_copy(0, index, row_marginal)
+            # As in bounds.infonce: each pair's own difference keeps the log N cap exact.
+            dv_mi = dv_mi.index_copy(
+                0, index, _masked_mean(rows - row_log_mean_exp[..., None], rows_positive)
+            )
 
         zero = torch.zeros_like(dv)
         # exp() only where it is used, so an unused branch cannot overflow into a NaN gradient.
         nwj_marginal = torch.exp(torch.where(c["nwj_family"], dv - c["shift"], zero))
-        dv_joint = torch.where(c["clip_joint"], clipped_joint, joint)
-        dv_marginal_term = torch.where(c["row_marginal"], row_marginal, clipped_dv)
         reported_joint = torch.where(c["nwj_family"], joint, dv_joint)
         marginal = torch.where(c["nwj_family"], nwj_marginal, dv_marginal_term)
-        dv_mi = torch.where(c["row_marginal"], infonce_mi, dv_joint - dv_marginal_term)
         mi = torch.where(c["nwj_family"], 1.0 + joint - c["shift"] - nwj_marginal, dv_mi)
 
         term = torch.where(
@@ -386,7 +416,12 @@ class StackedBound:
         gap = term - c["target"]
         distance = torch.where(c["absolute"], gap.abs(), gap.square())
         penalty = torch.where(c["regularized"], c["alpha"] * distance, zero)
-        objective = torch.where(c["trains_js"], _fgan_js(scores, positive, negative), mi)
+        objective = mi
+        if self._subsets["trains_js"]:  # JS, and SMILE as Song & Ermon train it
+            index = c["trains_js"]
+            objective = mi.index_copy(0, index, _fgan_js(
+                scores.index_select(0, index), _rows(positive, index), _rows(negative, index)
+            ))
         return Bound(mi, objective - penalty, reported_joint, marginal, penalty)
 
     def __repr__(self) -> str:

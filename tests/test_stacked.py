@@ -151,3 +151,19 @@ def test_stack_bounds_rejects_a_tensor_baseline():
 def test_stack_bounds_rejects_a_negative_weight():
     with pytest.raises(ValueError, match="alpha"):
         stack_bounds(["remine"], {"remine": {"alpha": -1.0}})
+
+
+def test_stacked_bound_takes_one_mask_per_estimator():
+    names = list(BOUND_NAMES)
+    labels = torch.randint(0, 3, (len(names), 8))
+    labels[:, :2] = 0  # every batch has a positive pair
+    masks = [contrastive_masks(row) for row in labels]
+    positive = torch.stack([mask[0] for mask in masks])
+    negative = torch.stack([mask[1] for mask in masks])
+    scores = torch.randn(len(names), 8, 8, dtype=torch.float64)
+    stacked = stack_bounds(names)(scores, positive, negative)
+    for index, name in enumerate(names):
+        single = get_bound(name)(scores[index], positive[index], negative[index])
+        torch.testing.assert_close(stacked.mi[index], single.mi, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(stacked.objective[index], single.objective,
+                                   rtol=1e-12, atol=1e-12)
