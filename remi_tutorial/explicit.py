@@ -21,7 +21,8 @@ Conventions shared by every function here:
   map that changes no MI), so the second-order statistics are **correlation** matrices
   ``R``; the shrunk matrices are ``R + ridge * I``. The ridge keeps every log-determinant
   finite for rank-deficient batches (fewer samples than dimensions, a dead coordinate, two
-  identical views) and shrinks every canonical correlation by the factor ``1 / (1 + ridge)``.
+  identical views) and shrinks the canonical correlations towards zero (by the factor
+  ``1 / (1 + ridge)`` when the coordinates within each variable are uncorrelated).
   With ``ridge = 0`` the estimate is exactly the plug-in Gaussian MI of the sample
   covariances, invariant to any invertible linear map of ``x`` and of ``y``.
 * Which rows are paired is said by ``positive [..., N, M]`` as for the bounds of
