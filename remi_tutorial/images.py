@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "cifar10", "cifar100")
+"""The datasets :func:`load_image_dataset` knows."""
 
 _CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _CIFAR_FILES = {
@@ -406,6 +407,7 @@ class ResNet18(nn.Module):
         _init_like_torchvision(self.features)
 
     def forward(self, images: Tensor) -> Tensor:
+        """``[B, C, H, W] -> [B, num_classes]`` (or ``[B, 512]``)."""
         return self.head(self.features(images))
 
 
@@ -446,6 +448,7 @@ class SmallConvNet(nn.Module):
         _init_like_torchvision(self.features)
 
     def forward(self, images: Tensor) -> Tensor:
+        """``[B, C, H, W] -> [B, num_classes]`` (or ``[B, widths[-1]]``)."""
         return self.head(self.features(images))
 
 

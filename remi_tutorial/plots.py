@@ -347,7 +347,7 @@ def plot_image_benchmark(
     losses = ["mine", "smile", "infonce", "nwj", "tuba", "js"]
     labels = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
               "tuba": "TUBA", "js": "JS"}
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True, sharey=True)
+    fig, axes = plt.subplots(2, 3, figsize=(10.5, 6.5), sharex=True, sharey=True)
     for ax, base in zip(axes.flat, losses):
         ax.set_title(f"{labels[base]} vs Re{labels[base]}")
         notes = []

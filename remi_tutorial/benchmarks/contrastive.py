@@ -97,9 +97,10 @@ def first_step(
         **params: bound parameters by loss name, e.g. ``smile={"tau": 10.0}``.
 
     Returns:
-        One row per loss: ``loss``, ``mi`` (the reported estimate), ``objective``,
-        ``gradient_norm`` (the 2-norm of the gradient of the loss over all weights; NaN if
-        any entry is not finite) and ``score_mean`` (the mean score of the batch).
+        A table with one row per loss and the columns ``loss``, ``mi`` (the reported
+        estimate), ``objective``, ``gradient_norm`` (the 2-norm of the gradient of the loss
+        over all weights; NaN if any entry is not finite) and ``score_mean`` (the mean
+        score of the batch).
     """
     rows = []
     for loss in losses:

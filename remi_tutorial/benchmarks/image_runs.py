@@ -47,6 +47,7 @@ from ..train import default_device, train
 
 __all__ = [
     "BENCHMARKS",
+    "KEY_COLUMNS",
     "PAPER_ALPHAS",
     "PRESETS",
     "ImageRunConfig",
@@ -65,6 +66,7 @@ __all__ = [
 ]
 
 BENCHMARKS: tuple[str, ...] = ("supervised", "contrastive")
+"""The two image benchmarks."""
 
 PAPER_ALPHAS: tuple[float, ...] = (0.1, 0.01, 0.001)
 """The regularizer weights the authors swept on CIFAR."""
@@ -82,7 +84,9 @@ PRESETS: dict[tuple[str, str], dict] = {
 """``(benchmark, dataset) -> settings``: the paper's for CIFAR, ours for digits."""
 
 RUNS_FILE = "image_runs.csv"
+"""The table of finished cells in a results folder, one row per cell."""
 CURVES_FILE = "image_curves.csv"
+"""The table of training curves in a results folder."""
 CURVE_POINTS_PER_EPOCH = 10
 """Points per epoch of the training curves in ``image_curves.csv``."""
 
@@ -152,7 +156,7 @@ class ImageRunConfig:
 
     @property
     def base_loss(self) -> str:
-        """The original loss: ``"mine"`` for ``"remine"``."""
+        """Name of the original loss (``"mine"`` for ``"remine"``)."""
         return self.loss[2:] if self.regularized else self.loss
 
     def bound_params(self) -> dict:
@@ -599,7 +603,11 @@ def run_from_args(args: argparse.Namespace) -> None:
         args.benchmark, args.dataset, losses=args.loss, seeds=args.seed, alphas=args.alpha,
         stem=args.stem, amp=amp, **overrides,
     )
-    dataset = place_dataset(load_image_dataset(args.dataset, args.data_root, download=args.download), device)
+    try:
+        dataset = load_image_dataset(args.dataset, args.data_root, download=args.download)
+    except FileNotFoundError as error:
+        raise SystemExit(f"{error}\nOn the command line: add --download.") from error
+    dataset = place_dataset(dataset, device)
     first = configs[0]
     print(f"benchmark: {args.benchmark}")
     print(f"dataset:   {dataset}")
