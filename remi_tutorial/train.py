@@ -3,9 +3,9 @@
 ``train`` maximizes ``bound(critic(*batch.inputs), batch.positive, batch.negative).objective``
 and records every field of the :class:`~remi_tutorial.bounds.Bound` at every step. The
 record lives on the critic's device and is copied to the host every ``check_every`` steps,
-so a step never waits for the device. At each copy the loop checks that what it recorded is
-finite; a run whose loss turns NaN or infinite stops there with a warning, keeps the history
-up to its last finite step and restores the critic's last good weights.
+so a step never waits for the device. At each copy the loop checks that the recorded
+objectives are finite; a run whose loss turns NaN or infinite stops there with a warning,
+keeps the history up to its last finite step and restores the critic's last good weights.
 
 Given a ``checkpoint`` file, the loop writes its whole state there every so many steps
 (atomically: a temporary file, then a rename) and resumes from it when it exists, so a run
@@ -50,7 +50,7 @@ class TrainResult:
         history: one row per completed step (and estimator, for stacked estimators):
             ``step``, (``estimator``,) ``true_mi`` and the :class:`~remi_tutorial.bounds.Bound` fields
             ``mi, objective, joint, marginal, penalty``.
-        diverged_at: the first step whose record was not finite, or ``None``.
+        diverged_at: the first step whose objective was not finite, or ``None``.
         message: a one-line summary of how the run ended.
     """
 
@@ -127,7 +127,7 @@ def train(
 
     Returns:
         :class:`TrainResult`. The critic is trained in place; after a divergence it holds
-        the weights of the last check at which everything recorded was finite.
+        the weights of the last check at which every recorded objective was finite.
 
     Raises:
         ValueError: if the bound's value checks reject the first batch (for the bounds of
@@ -178,7 +178,11 @@ def train(
             buffer[offset] = record
             true_mis.append(batch.true_mi)
         recorded = buffer[:chunk].to("cpu", copy=True)
-        finite_rows = torch.isfinite(recorded.flatten(1)).all(dim=1)
+        # Divergence is a non-finite loss. Other fields may be infinite while training is
+        # sound: JS reports NWJ, which is -inf once e^T overflows, while it trains on the
+        # finite JS objective.
+        objectives = recorded[:, HISTORY_FIELDS.index("objective")].reshape(chunk, -1)
+        finite_rows = torch.isfinite(objectives).all(dim=1)
         if bool(finite_rows.all()):
             rows.append(recorded)
             last_good = copy.deepcopy(critic.state_dict())

@@ -114,3 +114,23 @@ def test_stacked_estimators_train_like_separate_ones():
                       steps=20, lr=1e-2, progress=False).history
         mine = together[together.estimator == index].mi.to_numpy()
         assert abs(mine - alone.mi.to_numpy()).max() < 1e-10
+
+
+class HugeScoreCritic(torch.nn.Module):
+    """Scores so large that e^T overflows float32 while softplus(T) stays finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.tensor(200.0))
+
+    def forward(self, x, y):
+        return self.offset + x @ y.T
+
+
+def test_js_keeps_training_while_its_reported_nwj_value_is_infinite():
+    result = train(HugeScoreCritic(), get_bound("js"), gaussian_batches(2, 8, 1.0, seed=0),
+                   steps=10, check_every=5, progress=False, lr=1e-3)
+    assert result.diverged_at is None
+    assert len(result.history) == 10
+    assert (result.history.mi == -float("inf")).all()
+    assert torch.isfinite(torch.tensor(result.history.objective.values)).all()
