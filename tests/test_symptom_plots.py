@@ -21,7 +21,7 @@ from remi_tutorial.plots import (  # noqa: E402
 def _sweep(estimates):
     alphas = [0.0, 0.01, 0.1, 1.0][: len(estimates)]
     return pd.DataFrame(dict(setting="s", alpha=alphas, estimate=estimates,
-                             estimate_std=0.1, joint_drift=[1.0, 0.1, 0.05, 0.05][: len(estimates)],
+                             estimate_std=0.1, marginal_drift=[1.0, 0.1, 0.05, 0.05][: len(estimates)],
                              true_mi=2.0))
 
 
@@ -33,7 +33,7 @@ def test_alpha_sweep_colours_alpha_zero_as_the_original_bound():
     plt.close(fig)
 
 
-def test_alpha_sweep_uses_a_log_scale_for_estimates_spanning_orders_of_magnitude():
+def test_alpha_sweep_uses_a_log_scale_for_estimates_far_above_the_truth():
     wide, narrow = plot_alpha_sweep(_sweep([2000.0, 200.0, 20.0, 2.0])), plot_alpha_sweep(
         _sweep([2.0, 2.1, 2.0, 1.9]))
     assert wide.axes[0].get_yscale() == "log" and narrow.axes[0].get_yscale() == "linear"
@@ -68,3 +68,17 @@ def test_score_histograms_have_one_panel_per_estimator():
 def test_empty_tables_raise_value_error(plot):
     with pytest.raises(ValueError, match="empty"):
         plot(pd.DataFrame())
+
+
+def test_alpha_sweep_draws_the_requested_drift_column():
+    table = _sweep([2.0, 2.1, 2.0, 1.9]).assign(joint_drift=[3.0, 2.0, 1.0, 0.5])
+    fig = plot_alpha_sweep(table, drift="joint_drift")
+    assert np.allclose(fig.axes[1].get_lines()[0].get_ydata(), [3.0, 2.0, 1.0, 0.5])
+    assert "joint drift" in fig.axes[1].get_ylabel()
+    plt.close(fig)
+
+
+def test_alpha_sweep_keeps_a_linear_scale_for_an_estimate_collapsed_to_zero():
+    fig = plot_alpha_sweep(_sweep([2.0, 2.1, 2.0, 1e-6]))
+    assert fig.axes[0].get_yscale() == "linear"
+    plt.close(fig)

@@ -1,6 +1,7 @@
 """The one-hot symptom experiments: stacked training, the run summary, the pair scores."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from remi_tutorial.bounds import get_bound
 from remi_tutorial.benchmarks.symptoms import (
     DRIFTING,
     EXPLOSION,
+    exact_bound_values,
     pair_scores,
     symptom_summary,
     train_one_hot,
@@ -107,3 +109,33 @@ def test_marginal_pair_classes_match_at_the_rate_one_over_k():
     marginal = scores[scores.pair == "marginal"].score.to_numpy()
     matched = np.isin(marginal, [11.0 * c for c in range(5)]).mean()
     assert matched == pytest.approx(0.2, abs=0.01)
+
+
+def test_exact_values_of_a_known_table_match_the_closed_form():
+    # T(a, b) = 10 a + b: E_P[T] = mean_c 11 c, E_Q[e^T] = mean_{a,b} e^(10 a + b).
+    k = 3
+    values = exact_bound_values(_FixedTable(k), ["fixed"], k).iloc[0]
+    classes = np.arange(k)
+    joint = np.mean(11.0 * classes)
+    log_partition = np.log(np.mean(np.exp(10.0 * classes[:, None] + classes[None, :])))
+    assert values.joint == pytest.approx(joint)
+    assert values.dv == pytest.approx(joint - log_partition)
+    assert values.nwj == pytest.approx(joint - np.exp(log_partition - 1))
+
+
+def test_exact_dv_of_the_optimal_one_hot_critic_approaches_log_k():
+    # log dP/dQ = log K on matched pairs and -inf elsewhere; a large gap approximates it.
+    k = 5
+    table = torch.where(torch.eye(k, dtype=torch.bool), math.log(k), -30.0)
+
+    class Table(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.t = torch.nn.Parameter(table[None].double())
+
+        def forward(self, x, y):
+            return x.double() @ self.t[0] @ y.double().T
+
+    values = exact_bound_values(Table(), ["optimal"], k).iloc[0]
+    assert values.dv == pytest.approx(math.log(k), abs=1e-6)
+    assert values.nwj == pytest.approx(math.log(k) - 1 / math.e, abs=1e-6)

@@ -46,6 +46,7 @@ __all__ = [
     "train_one_hot",
     "symptom_summary",
     "pair_scores",
+    "exact_bound_values",
     "add_arguments",
     "main",
 ]
@@ -254,6 +255,42 @@ def pair_scores(
                 {"estimator": name, "pair": pair, "score": values.double().numpy()}
             ))
     return pd.concat(frames, ignore_index=True)
+
+
+def exact_bound_values(
+    critic: nn.Module, names: tuple[str, ...] | list[str], num_classes: int
+) -> pd.DataFrame:
+    """The population DV and NWJ values of trained one-hot critics, computed exactly.
+
+    On the one-hot task a critic is a ``K x K`` table ``T(a, b)``; under P the pair is
+    ``(c, c)`` with ``c`` uniform, under Q it is ``(a, b)`` with ``a, b`` independent and
+    uniform, so ``E_P[T] = mean_c T(c, c)`` and ``E_Q[e^T] = mean_{a, b} e^T(a, b)`` need no
+    sampling. Comparing a batch estimate with these values separates the error of the batch
+    from the error of the critic.
+
+    Args:
+        critic: a (stacked) critic on one-hot inputs, ``(x [N, K], y [M, K]) -> [E, N, M]``.
+        names: the ``E`` estimator names.
+        num_classes: ``K``.
+
+    Returns:
+        One row per estimator: ``estimator``, ``joint`` (``E_P[T]``), ``log_partition``
+        (``log E_Q[e^T]``), ``dv`` (``joint - log_partition``) and ``nwj``
+        (``joint - E_Q[e^(T-1)]``).
+    """
+    parameter = next(critic.parameters())
+    eye = torch.eye(num_classes, dtype=parameter.dtype, device=parameter.device)
+    with torch.no_grad():
+        table = critic(eye, eye).reshape(len(names), num_classes, num_classes).double().cpu()
+    joint = table.diagonal(dim1=-2, dim2=-1).mean(-1)
+    log_partition = torch.logsumexp(table.flatten(1), dim=-1) - 2 * math.log(num_classes)
+    return pd.DataFrame(dict(
+        estimator=list(names),
+        joint=joint.numpy(),
+        log_partition=log_partition.numpy(),
+        dv=(joint - log_partition).numpy(),
+        nwj=(joint - torch.exp(log_partition - 1.0)).numpy(),
+    ))
 
 
 # --------------------------------------------------------------------------- command line
