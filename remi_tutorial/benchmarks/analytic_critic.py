@@ -26,8 +26,6 @@ __all__ = [
     "OPTIMAL_SHIFT",
     "estimates_at_analytic_critic",
     "batch_size_summary",
-    "add_arguments",
-    "main",
 ]
 
 OPTIMAL_SHIFT: dict[str, float] = {
@@ -54,8 +52,9 @@ def estimates_at_analytic_critic(
 ) -> pd.DataFrame:
     """Each bound's estimate on ``repeats`` fresh batches of each size, at the optimal critic.
 
-    A batch is ``B`` pairs of the correlated Gaussian (:func:`~remi_tutorial.tasks.
-    sample_gaussian`), scored all against all by ``log dP/dQ + shift``
+    A batch is ``B`` pairs of the correlated Gaussian
+    (:func:`~remi_tutorial.tasks.sample_gaussian`), scored all against all by
+    ``log dP/dQ + shift``
     (:func:`~remi_tutorial.tasks.gaussian_log_density_ratio`), with the diagonal as the
     joint pairs and the off-diagonal as the marginal pairs
     (:func:`~remi_tutorial.tasks.paired_masks`). Every bound sees the same batches.
