@@ -8,6 +8,11 @@ each, with a fresh batch every step (Poole et al., 2019; Song & Ermon, 2020; Cho
 the twelve losses, one fused Adam updates every weight. Every estimator of a seed starts
 from the same critic weights and sees the same batches, so two panels of the figure differ
 only in their loss.
+
+Beside the bounds, the table can hold the closed-form Gaussian MI of each batch
+(:func:`~remi_tutorial.explicit.explicit_mi` evaluated by the same training loop on
+:class:`~remi_tutorial.explicit.PairedEmbeddings`, the identity: an estimator with no critic
+and nothing to train), on the same batches, as rows of its own (``closed_form=...``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 
 from ..bounds import BOUND_NAMES, get_bound
 from ..critics import ConcatCritic, SeparableCritic
+from ..explicit import PairedEmbeddings, explicit_mi
 from ..stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
 from ..tasks import Batch, gaussian_batches, mi_staircase
 from ..train import default_device, train
@@ -38,6 +44,7 @@ __all__ = [
     "PAPER_LEVELS",
     "PAPER_STAGE_STEPS",
     "CRITICS",
+    "CLOSED_FORMS",
     "gaussian_bound_params",
     "make_critic",
     "run_gaussian_benchmark",
@@ -54,6 +61,11 @@ PAPER_STAGE_STEPS = 4000
 
 CRITICS: tuple[str, ...] = ("separable", "concat")
 """The two critics of the paper's Gaussian experiments, by name (see :func:`make_critic`)."""
+
+CLOSED_FORMS: dict[str, bool] = {"raw": False, "debiased": True}
+"""The variants of the closed-form estimator, by name -> whether it subtracts the plug-in
+bias (:func:`~remi_tutorial.explicit.gaussian_plugin_bias`). In the table, variant ``v`` is
+the estimator ``closed_form_v`` with critic ``"none"``."""
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "estimator", "critic", "seed", "step", "stage", "true_mi",
@@ -186,6 +198,8 @@ def run_gaussian_benchmark(
     embed_dim: int = 32,
     bound_params: Mapping[str, Mapping] | None = None,
     batched: bool = True,
+    closed_form: Sequence[str] = (),
+    closed_form_ridge: float = 0.0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     check_every: int = 100,
@@ -215,6 +229,15 @@ def run_gaussian_benchmark(
             with :func:`remi_tutorial.train.train` (the reference the batched run must agree
             with). On a CPU the concat critic trains faster one after another: its
             ``[E, N M, H]`` activations leave the caches (``scripts/bench_gaussian.py``).
+        closed_form: variants of :data:`CLOSED_FORMS` (``"raw"``, ``"debiased"``) to add:
+            the closed-form Gaussian MI of every batch of every seed, the same batches the
+            bounds train on, as the estimator ``closed_form_<variant>`` with critic
+            ``"none"`` (its ``objective`` is its ``mi``, ``joint`` and ``marginal`` the total
+            correlations of :func:`~remi_tutorial.explicit.explicit_mi`, ``penalty`` 0).
+            ``"debiased"`` needs ``batch_size > 2 dim``.
+        closed_form_ridge: the ridge of the closed form's correlation matrices. The default
+            0 gives the plug-in Gaussian MI of the sample covariances, whose bias the
+            debiased variant removes exactly; ``batch_size <= 2 dim`` needs a ridge > 0.
         device: default :func:`remi_tutorial.train.default_device`.
         dtype: the critic's and the data's dtype.
         check_every: steps between copies of the record to the host.
@@ -223,10 +246,22 @@ def run_gaussian_benchmark(
     Returns:
         A tidy table, one row per estimator, seed and step, with columns
         ``estimator, critic, seed, step, stage, true_mi, mi, objective, joint, marginal,
-        penalty`` (``mi`` is the reported estimate). A run that diverges keeps its rows up
-        to the last finite step and warns (see :func:`remi_tutorial.train.train`).
+        penalty`` (``mi`` is the reported estimate), the closed-form rows after the bounds'.
+        A run that diverges keeps its rows up to the last finite step and warns (see
+        :func:`remi_tutorial.train.train`).
     """
     names = _estimator_names(estimators)
+    closed_form = list(closed_form)
+    unknown = [variant for variant in closed_form if variant not in CLOSED_FORMS]
+    if unknown or len(set(closed_form)) != len(closed_form):
+        raise ValueError(f"closed_form must list distinct variants of {', '.join(CLOSED_FORMS)}, "
+                         f"got {closed_form}")
+    if closed_form_ridge < 0:
+        raise ValueError(f"closed_form_ridge must be non-negative, got {closed_form_ridge}")
+    if closed_form and batch_size <= 2 * dim and ("debiased" in closed_form or closed_form_ridge == 0):
+        raise ValueError(f"the closed form of {batch_size} pairs in 2 x {dim} dimensions has a "
+                         f"singular covariance: it needs batch_size > {2 * dim}, or a "
+                         f"closed_form_ridge > 0 and no debiasing")
     seed_list = _seed_list(seeds)
     if len(levels) == 0 or min(levels) < 0:
         raise ValueError(f"levels must be non-negative MI values, got {list(levels)}")
@@ -280,8 +315,25 @@ def run_gaussian_benchmark(
                 history.insert(0, "seed", seed)
                 history.insert(0, "estimator", name)
                 histories.append(history)
+    for history in histories:
+        history.insert(1, "critic", critic)
+    for variant in closed_form:
+        # One evaluation of every seed at once: x [S, N, d] gives one estimate per seed.
+        result = train(
+            PairedEmbeddings(),
+            functools.partial(explicit_mi, ridge=closed_form_ridge, debias=CLOSED_FORMS[variant]),
+            _stacked_batches([stream(seed) for seed in seed_list], 1), steps=steps,
+            check_every=check_every, progress=progress, description=f"closed form ({variant})",
+        )
+        history = result.history
+        seeds = (np.asarray(seed_list)[history.pop("estimator").to_numpy()]
+                 if "estimator" in history else seed_list[0])
+        history.insert(0, "seed", seeds)
+        history.insert(0, "estimator", f"closed_form_{variant}")
+        history.insert(1, "critic", "none")
+        histories.append(history)
+    names = names + [f"closed_form_{variant}" for variant in closed_form]
     table = pd.concat(histories, ignore_index=True)
-    table.insert(1, "critic", critic)
     table.insert(4, "stage", table.step // stage_steps)
     table = table[list(TABLE_COLUMNS)]
     order = {name: position for position, name in enumerate(names)}
@@ -292,7 +344,8 @@ def run_gaussian_benchmark(
     table.attrs.update(
         levels=list(map(float, levels)), stage_steps=stage_steps, dim=dim,
         batch_size=batch_size, lr=lr, hidden_dims=list(hidden_dims), embed_dim=embed_dim,
-        bound_params=params, batched=batched,
+        bound_params=params, batched=batched, closed_form=closed_form,
+        closed_form_ridge=closed_form_ridge,
     )
     return table
 
@@ -414,6 +467,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smile-gradient", choices=("js", "dv"), default="js")
     parser.add_argument("--tuba-log-baseline", type=float, default=0.0)
     parser.add_argument("--js-report-shift", type=float, default=0.0)
+    parser.add_argument("--closed-form", nargs="+", choices=tuple(CLOSED_FORMS), default=[],
+                        help="also evaluate the closed-form Gaussian MI of every batch, raw "
+                             "and/or debiased (critic 'none', computed once)")
+    parser.add_argument("--closed-form-ridge", type=float, default=0.0,
+                        help="the closed form's ridge (default 0: the plug-in estimate)")
     parser.add_argument("--sequential", action="store_true",
                         help="train the estimators one after another instead of at once "
                              "(faster for the concat critic on a CPU)")
@@ -436,14 +494,17 @@ def main(args: argparse.Namespace) -> None:
         js_report_shift=args.js_report_shift,
     )
     tables, wall_times = [], {}
-    for critic in args.critic:
+    for position, critic in enumerate(args.critic):
         start = time.perf_counter()
         tables.append(run_gaussian_benchmark(
             estimators=args.estimators, critic=critic, seeds=args.seeds, levels=args.levels,
             stage_steps=args.stage_steps, dim=args.dim, batch_size=args.batch_size, lr=args.lr,
             hidden_dims=args.hidden_dims, embed_dim=args.embed_dim, bound_params=params,
-            batched=not args.sequential, device=args.device, dtype=getattr(torch, args.dtype),
-            progress=not args.no_progress,
+            batched=not args.sequential,
+            # The closed form uses no critic: its rows come with the first critic's run only.
+            closed_form=args.closed_form if position == 0 else (),
+            closed_form_ridge=args.closed_form_ridge,
+            device=args.device, dtype=getattr(torch, args.dtype), progress=not args.no_progress,
         ))
         wall_times[critic] = time.perf_counter() - start
         print(f"{critic}: {wall_times[critic]:.1f} s", flush=True)

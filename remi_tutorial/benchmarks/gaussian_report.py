@@ -2,7 +2,8 @@
 
 ``python -m remi_tutorial.benchmarks gaussian-report results/gaussian.parquet`` reads the
 table written by ``python -m remi_tutorial.benchmarks gaussian``, draws the Figure 4 grid
-(one per critic) and prints, and optionally writes, the bias/variance/MSE of every stage.
+(one per trained critic; the closed-form rows, critic ``"none"``, have no panel there) and
+prints, and optionally writes, the bias/variance/MSE of every stage.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import matplotlib
 
-from .gaussian import load_result, stage_summary
+from .gaussian import CRITICS, load_result, stage_summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +33,10 @@ def main(args: argparse.Namespace) -> None:
 
     table = load_result(args.result)
     batch_size = int(table.attrs.get("batch_size", 64))
-    for critic, part in table.groupby("critic", sort=False):
+    trained = table[table.critic.isin(CRITICS)]
+    for critic, part in trained.groupby("critic", sort=False):
         figure_path = Path(args.figure) if args.figure else None
-        if figure_path is None or table.critic.nunique() > 1:
+        if figure_path is None or trained.critic.nunique() > 1:
             stem = figure_path.with_suffix("") if figure_path else Path(args.result).with_suffix("")
             figure_path = Path(f"{stem}_{critic}.png")
         figure = plot_gaussian_benchmark(

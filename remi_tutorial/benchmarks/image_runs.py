@@ -14,25 +14,36 @@ results folder and appending each finished cell to two tidy tables there:
 
 Both are rewritten atomically (a temporary file, then a rename) under a lock, so a killed
 run or two concurrent runs never leave a half-written table.
+
+A cell's loss is one of the twelve bounds of :mod:`remi_tutorial.bounds`, which score pairs of
+images with the benchmark's critic, or, in the contrastive benchmark, the second-order
+objective :func:`~remi_tutorial.explicit.explicit_mi` (:data:`SECOND_ORDER_LOSS`), which takes
+the embeddings themselves. :func:`cell_model` is the one place where that difference is
+handled: it gives every cell a module to train, an objective for
+:func:`~remi_tutorial.train.train`, and the critic its evaluation uses; everything else
+(training, checkpoints, tables, sweeps, the command line) is the same for every loss.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
+from torch import nn
 
-from ..bounds import BOUND_NAMES, get_bound
+from ..bounds import BOUND_NAMES, Bound, get_bound
+from ..explicit import PairedEmbeddings, explicit_mi
 from ..images import (
     DATASET_NAMES,
     ImageBatches,
@@ -47,6 +58,8 @@ from ..train import default_device, train
 
 __all__ = [
     "BENCHMARKS",
+    "SECOND_ORDER_LOSS",
+    "LOSS_NAMES",
     "KEY_COLUMNS",
     "PAPER_ALPHAS",
     "PRESETS",
@@ -54,6 +67,8 @@ __all__ = [
     "ImageRun",
     "image_configs",
     "build_network",
+    "CellModel",
+    "cell_model",
     "run_image_cell",
     "training_throughput",
     "format_number",
@@ -70,6 +85,13 @@ BENCHMARKS: tuple[str, ...] = ("supervised", "contrastive")
 
 PAPER_ALPHAS: tuple[float, ...] = (0.1, 0.01, 0.001)
 """The regularizer weights the authors swept on CIFAR."""
+
+SECOND_ORDER_LOSS = "explicit"
+"""The name of the second-order loss, :func:`~remi_tutorial.explicit.explicit_mi` on the
+embeddings (contrastive benchmark only; see :func:`cell_model`)."""
+
+LOSS_NAMES: tuple[str, ...] = (*BOUND_NAMES, SECOND_ORDER_LOSS)
+"""Every loss a cell can train with: the twelve bounds, then the second-order loss."""
 
 PRESETS: dict[tuple[str, str], dict] = {
     # The paper's settings (Choi & Lee, 2022, Table 1; Adam, lr 1e-3).
@@ -92,9 +114,13 @@ CURVE_POINTS_PER_EPOCH = 10
 
 KEY_COLUMNS: tuple[str, ...] = (
     "benchmark", "dataset", "model", "stem", "loss", "alpha", "tau", "seed",
-    "batch_size", "epochs", "lr",
+    "batch_size", "epochs", "lr", "embed_dim", "order", "beta", "ridge",
 )
 """The settings that identify a cell in the results tables."""
+
+_LATER_KEY_COLUMNS: tuple[str, ...] = ("embed_dim", "order", "beta", "ridge")
+"""Key columns added after the first results tables were written. They enter a cell's key
+only when they are set, so the cells and checkpoints of those tables keep their keys."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +130,8 @@ class ImageRunConfig:
     Attributes:
         benchmark: ``"supervised"`` or ``"contrastive"``.
         dataset: one of :data:`~remi_tutorial.images.DATASET_NAMES`.
-        loss: one of :data:`~remi_tutorial.bounds.BOUND_NAMES`.
+        loss: one of :data:`LOSS_NAMES`: a bound of :data:`~remi_tutorial.bounds.BOUND_NAMES`,
+            or :data:`SECOND_ORDER_LOSS` (contrastive benchmark only).
         seed: seeds the network's initial weights and the data order.
         batch_size: images per batch.
         epochs: passes over the training set.
@@ -117,6 +144,16 @@ class ImageRunConfig:
             the other losses.
         amp: bfloat16 autocast for the network's features (see
             :class:`~remi_tutorial.images.ImageCritic`).
+        embed_dim: contrastive benchmark: a final linear layer from the network's features
+            to ``embed_dim`` outputs (a projection head); ``None`` for none, the features
+            themselves (512 of them for both networks), as in the paper.
+        order: the second-order loss's series order (see
+            :func:`~remi_tutorial.explicit.explicit_mi`); ``None`` for the exact
+            log-determinants. ``None`` for the bounds.
+        beta: the series' rescaling; ``None`` for the adaptive choice. Only with an
+            ``order``.
+        ridge: the shrinkage of the second-order loss's correlation matrices (``1e-3`` in
+            :func:`image_configs`); ``None`` for the bounds.
     """
 
     benchmark: str
@@ -131,14 +168,18 @@ class ImageRunConfig:
     alpha: float | None = None
     tau: float | None = None
     amp: bool = False
+    embed_dim: int | None = None
+    order: int | None = None
+    beta: float | None = None
+    ridge: float | None = None
 
     def __post_init__(self):
         if self.benchmark not in BENCHMARKS:
             raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {self.benchmark!r}")
         if self.dataset not in DATASET_NAMES:
             raise ValueError(f"dataset must be one of {DATASET_NAMES}, got {self.dataset!r}")
-        if self.loss not in BOUND_NAMES:
-            raise ValueError(f"loss must be one of {BOUND_NAMES}, got {self.loss!r}")
+        if self.loss not in LOSS_NAMES:
+            raise ValueError(f"loss must be one of {LOSS_NAMES}, got {self.loss!r}")
         if self.model not in ("resnet18", "small"):
             raise ValueError(f"model must be 'resnet18' or 'small', got {self.model!r}")
         if self.stem not in ("cifar", "imagenet"):
@@ -149,6 +190,30 @@ class ImageRunConfig:
             raise ValueError(f"tau applies to smile and resmile only, got tau={self.tau} for {self.loss!r}")
         if self.batch_size < 2 or self.epochs < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 2, epochs >= 1 and lr > 0")
+        if self.embed_dim is not None and (self.benchmark != "contrastive" or self.embed_dim < 1):
+            raise ValueError(f"embed_dim is a positive size of the contrastive benchmark's "
+                             f"embedding, got {self.embed_dim} for {self.benchmark!r}")
+        self._check_second_order()
+
+    def _check_second_order(self) -> None:
+        settings = {"order": self.order, "beta": self.beta, "ridge": self.ridge}
+        if self.loss != SECOND_ORDER_LOSS:
+            given = [name for name, value in settings.items() if value is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to the second-order loss "
+                                 f"{SECOND_ORDER_LOSS!r} only, not to {self.loss!r}")
+            return
+        if self.benchmark != "contrastive":
+            raise ValueError(f"the second-order loss {SECOND_ORDER_LOSS!r} is a loss on the "
+                             f"embeddings of pairs of images: contrastive benchmark only")
+        if self.ridge is None or self.ridge < 0:
+            raise ValueError(f"{SECOND_ORDER_LOSS!r} needs a ridge >= 0, got {self.ridge}")
+        if self.order is not None and (isinstance(self.order, bool) or not isinstance(self.order, int)
+                                       or self.order < 1):
+            raise ValueError(f"order must be a positive integer or None, got {self.order!r}")
+        if self.beta is not None and (self.order is None or self.beta <= 0):
+            raise ValueError(f"beta rescales the series: it needs an order and must be positive, "
+                             f"got beta={self.beta} with order={self.order}")
 
     @property
     def regularized(self) -> bool:
@@ -160,7 +225,11 @@ class ImageRunConfig:
         return self.loss[2:] if self.regularized else self.loss
 
     def bound_params(self) -> dict:
-        """The keyword parameters of :func:`~remi_tutorial.bounds.get_bound`."""
+        """The keyword parameters of the loss: of :func:`~remi_tutorial.bounds.get_bound`
+        for a bound, of :func:`~remi_tutorial.explicit.explicit_mi` for the second-order
+        loss."""
+        if self.loss == SECOND_ORDER_LOSS:
+            return {"order": self.order, "beta": self.beta, "ridge": self.ridge}
         params = {}
         if self.alpha is not None:
             params["alpha"] = self.alpha
@@ -189,8 +258,15 @@ def _format_key_value(value) -> str:
     return str(value)
 
 
-def _key(values: dict) -> str:
-    return "_".join(f"{column}={_format_key_value(values[column])}" for column in KEY_COLUMNS)
+def _key(values) -> str:
+    """``values``: a mapping (a dict, or a row of a results table, which may predate some
+    of :data:`KEY_COLUMNS`)."""
+    parts = []
+    for column in KEY_COLUMNS:
+        text = _format_key_value(values.get(column))
+        if not (text == "-" and column in _LATER_KEY_COLUMNS):
+            parts.append(f"{column}={text}")
+    return "_".join(parts)
 
 
 def image_configs(
@@ -203,12 +279,18 @@ def image_configs(
     stem: str = "cifar",
     amp: bool = False,
     tau: float = 10.0,
+    embed_dim: int | None = None,
+    order: int | None = None,
+    beta: float | None = None,
+    ridge: float = 1e-3,
     **overrides,
 ) -> list[ImageRunConfig]:
     """The cells of a sweep: every loss (regularized ones at every alpha) and every seed.
 
     Settings come from :data:`PRESETS` for ``(benchmark, dataset)``; ``overrides``
-    (``batch_size``, ``epochs``, ``lr``, ``model``) replace them.
+    (``batch_size``, ``epochs``, ``lr``, ``model``) replace them. ``tau`` goes to the SMILE
+    losses, ``order``, ``beta`` and ``ridge`` to the second-order loss, ``embed_dim`` to
+    every cell (see :class:`ImageRunConfig`).
 
     Returns:
         The configurations, seed-major (all losses of seed 0 first).
@@ -224,22 +306,85 @@ def image_configs(
         for loss in losses:
             loss = loss.lower()
             smile_tau = tau if "smile" in loss else None
+            second_order = (
+                dict(order=order, beta=beta, ridge=ridge) if loss == SECOND_ORDER_LOSS else {}
+            )
             for alpha in (alphas if loss.startswith("re") else (None,)):
                 configs.append(ImageRunConfig(
                     benchmark, dataset, loss, seed, stem=stem, alpha=alpha, tau=smile_tau,
-                    amp=amp, **settings,
+                    amp=amp, embed_dim=embed_dim, **second_order, **settings,
                 ))
     return configs
 
 
 def build_network(config: ImageRunConfig, dataset: ImageDataset) -> torch.nn.Module:
     """The network of a cell: a classifier for the supervised benchmark (``K`` logits), an
-    encoder without final layer for the contrastive one."""
-    num_classes = dataset.num_classes if config.benchmark == "supervised" else None
+    encoder for the contrastive one (without final layer, or with a linear one to
+    ``config.embed_dim`` outputs)."""
+    num_classes = dataset.num_classes if config.benchmark == "supervised" else config.embed_dim
     channels = dataset.image_shape[0]
     if config.model == "resnet18":
         return ResNet18(num_classes, stem=config.stem, in_channels=channels)
     return SmallConvNet(num_classes, in_channels=channels)
+
+
+class _CriticEmbedding(nn.Module):
+    """``images [B, C, H, W] -> critic.embed(images) [B, D]``: the critic's network with the
+    critic's mixed precision, as a module of its own."""
+
+    def __init__(self, critic: ImageCritic):
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.critic.embed(images)
+
+
+@dataclass
+class CellModel:
+    """What a cell trains, what it maximizes, and what evaluates it.
+
+    Attributes:
+        trainee: the module :func:`~remi_tutorial.train.train` optimizes; its output on
+            ``*batch.inputs`` is the first argument of ``objective``.
+        objective: ``(output, positive, negative, *, check) -> Bound``.
+        critic: the benchmark's critic on the same network (the same weights): its logits
+            give the supervised test accuracy, its dot products the 1-nearest-neighbour
+            accuracy.
+    """
+
+    trainee: nn.Module
+    objective: Callable[..., Bound]
+    critic: ImageCritic
+
+
+def cell_model(config: ImageRunConfig, dataset: ImageDataset) -> CellModel:
+    """The trainee, objective and critic of a cell: the one place where the loss decides.
+
+    * A bound (:data:`~remi_tutorial.bounds.BOUND_NAMES`) scores pairs: the trainee is the
+      critic itself (``"logits"`` for the supervised benchmark, ``"dot"`` for the
+      contrastive one) and the objective is ``get_bound(loss, **config.bound_params())``.
+    * The second-order loss (:data:`SECOND_ORDER_LOSS`) takes the embeddings, not their
+      scores: the trainee is :class:`~remi_tutorial.explicit.PairedEmbeddings` of the
+      critic's embedding (one batch paired with itself, as the contrastive masks say) and
+      the objective is :func:`~remi_tutorial.explicit.explicit_mi` with the cell's
+      ``order``, ``beta`` and ``ridge``. Its network ends with a batch norm without learned
+      parameters: the loss sees only correlations, which no per-coordinate affine map
+      changes, so the norm changes no loss value; it hands the dot-product evaluation
+      standardized coordinates (the loss leaves their scales and offsets arbitrary).
+
+    Builds the network with the global torch generator (seed it first).
+    """
+    network = build_network(config, dataset)
+    if config.loss == SECOND_ORDER_LOSS:
+        network.head = nn.Sequential(
+            network.head, nn.BatchNorm1d(network.out_features, affine=False))
+        critic = ImageCritic(network, "dot", amp=config.amp)
+        objective = functools.partial(explicit_mi, **config.bound_params())
+        return CellModel(PairedEmbeddings(_CriticEmbedding(critic)), objective, critic)
+    critic = ImageCritic(
+        network, "logits" if config.benchmark == "supervised" else "dot", amp=config.amp)
+    return CellModel(critic, get_bound(config.loss, **config.bound_params()), critic)
 
 
 @dataclass
@@ -253,11 +398,13 @@ class ImageRun:
         curve: one row of ``image_curves.csv`` per tenth of an epoch: the cell's settings,
             ``epoch`` (the epochs completed at the end of the segment) and the means of
             ``mi, joint, marginal, penalty`` over its steps.
+        critic: the trained critic (:attr:`CellModel.critic`), as it was evaluated.
     """
 
     summary: dict
     history: pd.DataFrame
     curve: pd.DataFrame
+    critic: ImageCritic
 
 
 def _evaluate(critic: ImageCritic, dataset: ImageDataset, benchmark: str) -> float:
@@ -280,8 +427,9 @@ def run_image_cell(
 ) -> ImageRun:
     """Train and evaluate one cell with :func:`~remi_tutorial.train.train`.
 
-    The network is initialised with ``torch.manual_seed(config.seed)``; the batches come
-    from :class:`~remi_tutorial.images.ImageBatches` with the same seed. With a
+    The network is initialised with ``torch.manual_seed(config.seed)`` and trained as
+    :func:`cell_model` says; the batches come from
+    :class:`~remi_tutorial.images.ImageBatches` with the same seed. With a
     ``checkpoint_dir`` the run writes a checkpoint at the end of every epoch and resumes
     from it if it exists.
 
@@ -306,11 +454,8 @@ def run_image_cell(
         raise ValueError(f"the config is for {config.dataset!r} but the dataset is {dataset.name!r}")
     device = torch.device(device) if device is not None else default_device()
     torch.manual_seed(config.seed)
-    critic = ImageCritic(
-        build_network(config, dataset),
-        "logits" if config.benchmark == "supervised" else "dot",
-        amp=config.amp,
-    ).to(device)
+    model = cell_model(config, dataset)
+    model.trainee.to(device)
     batches = ImageBatches(
         dataset.train_images, dataset.train_labels, dataset.num_classes,
         benchmark=config.benchmark, batch_size=config.batch_size, seed=config.seed, device=device,
@@ -322,11 +467,11 @@ def run_image_cell(
         # A divergence is reported in the summary (diverged_at, message), not as a warning.
         warnings.simplefilter("ignore", RuntimeWarning)
         result = train(
-            critic,
-            get_bound(config.loss, **config.bound_params()),
+            model.trainee,
+            model.objective,
             batches,
             steps=config.epochs * per_epoch,
-            optimizer=_adam(critic, config.lr),
+            optimizer=_adam(model.trainee, config.lr),
             check_every=min(100, per_epoch),
             checkpoint=checkpoint,
             checkpoint_every=per_epoch,
@@ -334,7 +479,7 @@ def run_image_cell(
             description=f"{config.benchmark} {config.dataset} {config.loss} seed {config.seed}",
         )
     train_seconds = time.perf_counter() - start
-    accuracy = _evaluate(critic, dataset, config.benchmark)
+    accuracy = _evaluate(model.critic, dataset, config.benchmark)
 
     history = result.history
     history.insert(1, "epoch", (history.step + 1) / per_epoch)
@@ -365,7 +510,7 @@ def run_image_cell(
     )
     for column in reversed(KEY_COLUMNS):
         curve.insert(0, column, getattr(config, column))
-    return ImageRun(summary, history, curve)
+    return ImageRun(summary, history, curve, model.critic)
 
 
 def _adam(critic: torch.nn.Module, lr: float) -> torch.optim.Adam:
@@ -385,7 +530,7 @@ def training_throughput(
 ) -> float:
     """Images per second of the cell's training loop, measured on random images.
 
-    Builds the cell's network and critic, and times ``steps`` steps of
+    Builds the cell's model (:func:`cell_model`), and times ``steps`` steps of
     :func:`~remi_tutorial.train.train` (after ``warmup`` untimed ones) on random images of
     ``image_shape`` with random labels; the arithmetic does not depend on the content.
     Multiply the training set's size by the epochs and divide by this rate to estimate a
@@ -401,21 +546,18 @@ def training_throughput(
     labels = (torch.arange(count) % num_classes).to(device)
     synthetic = ImageDataset(config.dataset, images, labels, images[:1], labels[:1], num_classes)
     torch.manual_seed(config.seed)
-    critic = ImageCritic(
-        build_network(config, synthetic),
-        "logits" if config.benchmark == "supervised" else "dot",
-        amp=config.amp,
-    ).to(device)
+    model = cell_model(config, synthetic)
+    model.trainee.to(device)
     batches = ImageBatches(images, labels, num_classes, benchmark=config.benchmark,
                            batch_size=config.batch_size, seed=config.seed)
-    optimizer = _adam(critic, config.lr)
-    bound = get_bound(config.loss, **config.bound_params())
+    optimizer = _adam(model.trainee, config.lr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        train(critic, bound, batches, steps=warmup, optimizer=optimizer, progress=False)
+        train(model.trainee, model.objective, batches, steps=warmup, optimizer=optimizer,
+              progress=False)
         _synchronize(device)
         start = time.perf_counter()
-        train(critic, bound, lambda step: batches(warmup + step), steps=steps,
+        train(model.trainee, model.objective, lambda step: batches(warmup + step), steps=steps,
               optimizer=optimizer, progress=False)
         _synchronize(device)
     return steps * config.batch_size / (time.perf_counter() - start)
@@ -527,8 +669,10 @@ def run_sweep(
             (checkpoint_dir / f"{config.key()}.pt").unlink(missing_ok=True)
         summary = run.summary
         ending = "" if summary["diverged_at"] is None else f", diverged at step {summary['diverged_at']}"
+        later = "".join(f" {column}={_format_key_value(getattr(config, column))}"
+                        for column in _LATER_KEY_COLUMNS if getattr(config, column) is not None)
         log(
-            f"{config.loss:>9} alpha={_format_key_value(config.alpha):>5} seed {config.seed}: "
+            f"{config.loss:>9} alpha={_format_key_value(config.alpha):>5}{later} seed {config.seed}: "
             f"MI {format_number(summary['mi_estimate'])} (true {summary['true_mi']:.3f}), "
             f"accuracy {summary['test_accuracy']:.3f}{ending}"
         )
@@ -550,11 +694,15 @@ def run_sweep(
 
 
 def add_image_arguments(parser: argparse.ArgumentParser, benchmark: str) -> None:
-    """The options of the ``supervised`` and ``contrastive`` commands."""
+    """The options of the ``supervised`` and ``contrastive`` commands (the latter with the
+    embedding size and the second-order loss's settings)."""
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES,
                         help="the dataset (no fallback from one to another)")
-    parser.add_argument("--loss", nargs="+", default=list(BOUND_NAMES), choices=BOUND_NAMES,
-                        metavar="LOSS", help="losses to run (default: all twelve)")
+    contrastive = benchmark == "contrastive"
+    parser.add_argument("--loss", nargs="+", default=list(BOUND_NAMES),
+                        choices=LOSS_NAMES if contrastive else BOUND_NAMES, metavar="LOSS",
+                        help="losses to run (default: the twelve bounds"
+                             + (f"; {SECOND_ORDER_LOSS!r} is the second-order loss)" if contrastive else ")"))
     parser.add_argument("--seed", nargs="+", type=int, default=[0], help="seeds (default: 0)")
     parser.add_argument("--alpha", nargs="+", type=float, default=list(PAPER_ALPHAS),
                         help="regularizer weights of the regularized losses "
@@ -577,7 +725,19 @@ def add_image_arguments(parser: argparse.ArgumentParser, benchmark: str) -> None
     parser.add_argument("--epochs", type=int, default=None, help="override the preset")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset")
     parser.add_argument("--no-progress", action="store_true")
-    parser.set_defaults(benchmark=benchmark)
+    parser.set_defaults(benchmark=benchmark, embed_dim=None, order=None, beta=None, ridge=1e-3)
+    if contrastive:
+        parser.add_argument("--embed-dim", type=int, default=None,
+                            help="a final linear layer to this many outputs (default: none, "
+                                 "the network's 512 features)")
+        group = parser.add_argument_group(f"the second-order loss {SECOND_ORDER_LOSS!r}")
+        group.add_argument("--order", type=int, default=None,
+                           help="train on the log-det series with this many terms "
+                                "(default: the exact log-determinants)")
+        group.add_argument("--beta", type=float, default=None,
+                           help="the series' rescaling (default: adaptive); needs --order")
+        group.add_argument("--ridge", type=float, default=1e-3,
+                           help="shrinkage of the correlation matrices (default: 1e-3)")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -601,7 +761,8 @@ def run_from_args(args: argparse.Namespace) -> None:
     }
     configs = image_configs(
         args.benchmark, args.dataset, losses=args.loss, seeds=args.seed, alphas=args.alpha,
-        stem=args.stem, amp=amp, **overrides,
+        stem=args.stem, amp=amp, embed_dim=args.embed_dim, order=args.order, beta=args.beta,
+        ridge=args.ridge, **overrides,
     )
     try:
         dataset = load_image_dataset(args.dataset, args.data_root, download=args.download)

@@ -30,7 +30,7 @@ _LOSS_LABELS = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "
                 "tuba": "TUBA", "js": "JS"}
 _DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits"}
 _BENCHMARK_ORDER = ("supervised", "contrastive")
-_SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr")
+_SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr", "embed_dim")
 
 
 def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.DataFrame:
@@ -44,18 +44,21 @@ def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.Dat
             regularized losses; the chosen weight is shown.
 
     Returns:
-        One row per (benchmark, dataset, loss, variant) with ``alpha``, ``true_mi``, ``runs``,
+        One row per (benchmark, dataset, loss, variant, and for the second-order loss
+        ``order, beta, ridge`` where the runs have them) with ``alpha``, ``true_mi``, ``runs``,
         ``diverged`` (how many runs diverged), ``mi_mean, mi_std, accuracy_mean,
         accuracy_std`` (standard deviations with ``ddof=1``; NaN for a single run).
 
     Raises:
         ValueError: runs of one benchmark and dataset mix settings (network, stem, batch
-            size, epochs, learning rate), or no run has the requested ``alpha``.
+            size, epochs, learning rate, embedding size), or no run has the requested
+            ``alpha``.
     """
     if runs.empty:
         raise ValueError("no runs to summarize")
+    setting_columns = [column for column in _SETTING_COLUMNS if column in runs]
     for (benchmark, dataset), group in runs.groupby(["benchmark", "dataset"]):
-        settings = group[list(_SETTING_COLUMNS)].drop_duplicates()
+        settings = group[setting_columns].drop_duplicates()
         if len(settings) > 1:
             raise ValueError(
                 f"the {benchmark} runs on {dataset} mix settings; summarize one at a time:\n"
@@ -66,7 +69,9 @@ def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.Dat
         diverged=runs.diverged_at.notna(),
         alpha=runs.alpha.astype(float),
     )
-    keys = ["benchmark", "dataset", "base_loss", "variant", "alpha"]
+    # The second-order loss's settings keep its cells apart (NaN for the bounds).
+    keys = ["benchmark", "dataset", "base_loss", "variant", "alpha",
+            *(column for column in ("order", "beta", "ridge") if column in runs)]
     summary = (
         runs.groupby(keys, dropna=False)
         .agg(
@@ -118,6 +123,8 @@ def render_table1(
 
     Returns:
         A table of strings, one row per (benchmark, dataset, loss) in the paper's order.
+        Runs of losses that are not in Table 1 (the second-order loss ``"explicit"``) are
+        left out; :func:`summarize_runs` includes them.
         Columns (two levels; second level ``original`` / ``regularized``): ``MI estimate
         (ours)``, ``test accuracy (ours)``, ``runs (ours)`` (how many seeds, and how many of
         them diverged), ``MI estimate (paper's Table 1)``, ``test accuracy (paper's
@@ -125,6 +132,10 @@ def render_table1(
         shown).
     """
     summary = summarize_runs(runs, alpha=alpha)
+    summary = summary[summary.loss.isin(LOSS_ORDER)]
+    if summary.empty:
+        raise ValueError(f"no run of a loss of Table 1 ({', '.join(LOSS_ORDER)} and their "
+                         f"regularized versions)")
     published = paper_table1().set_index(["benchmark", "dataset", "loss", "variant"])
     rows = []
     present = summary[["benchmark", "dataset", "loss"]].drop_duplicates()

@@ -1,0 +1,263 @@
+"""The second-order objective in the two benchmarks: a loss of the contrastive benchmark and
+a critic-free estimator of the Gaussian staircase."""
+
+import functools
+import math
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from remi_tutorial.benchmarks.__main__ import main as cli
+from remi_tutorial.benchmarks.gaussian import (
+    TABLE_COLUMNS,
+    load_result,
+    run_gaussian_benchmark,
+    stage_summary,
+)
+from remi_tutorial.benchmarks.image_runs import (
+    KEY_COLUMNS,
+    RUNS_FILE,
+    ImageRunConfig,
+    append_rows,
+    cell_model,
+    image_configs,
+    read_results,
+    run_image_cell,
+    run_sweep,
+)
+from remi_tutorial.benchmarks.table1 import render_table1
+from remi_tutorial.explicit import closed_form_mi, explicit_mi, gaussian_plugin_bias
+from remi_tutorial.images import ImageBatches, ImageCritic, load_digits
+from remi_tutorial.tasks import gaussian_batches, mi_staircase
+
+
+@pytest.fixture(scope="module")
+def tiny_digits():
+    """200 training and 60 test digits: enough for a few quick epochs."""
+    digits = load_digits()
+    return replace(digits, train_images=digits.train_images[:200], train_labels=digits.train_labels[:200],
+                   test_images=digits.test_images[:60], test_labels=digits.test_labels[:60])
+
+
+def explicit_config(**changes):
+    settings = dict(benchmark="contrastive", dataset="digits", loss="explicit", seed=0,
+                    batch_size=20, epochs=2, lr=1e-3, model="small", embed_dim=8, ridge=1e-3)
+    settings.update(changes)
+    return ImageRunConfig(**settings)
+
+
+# --------------------------------------------------------------------------- contrastive cells
+
+
+def test_an_explicit_cell_trains_and_records_a_finite_mi_estimate(tiny_digits):
+    run = run_image_cell(explicit_config(), tiny_digits, progress=False)
+    assert run.summary["diverged_at"] is None
+    assert np.isfinite(run.history[["mi", "objective", "joint", "marginal"]].to_numpy()).all()
+    assert math.isfinite(run.summary["mi_estimate"]) and run.summary["mi_estimate"] > 0
+    assert len(run.curve) == 2 * 10
+    assert 0.0 <= run.summary["test_accuracy"] <= 1.0
+    assert (run.summary["loss"], run.summary["order"], run.summary["ridge"]) == ("explicit", None, 1e-3)
+
+
+def test_an_explicit_cell_records_explicit_mi_of_its_embeddings(tiny_digits):
+    config = explicit_config(order=4, epochs=1)
+    torch.manual_seed(config.seed)
+    model = cell_model(config, tiny_digits)
+    batch = ImageBatches(tiny_digits.train_images, tiny_digits.train_labels, 10,
+                         benchmark="contrastive", batch_size=config.batch_size, seed=config.seed)(0)
+    with torch.no_grad():
+        expected = explicit_mi(model.trainee.train()(*batch.inputs), batch.positive, order=4, ridge=1e-3)
+    first = run_image_cell(config, tiny_digits, progress=False).history.iloc[0]
+    assert first.mi == pytest.approx(float(expected.mi), rel=1e-5)
+    assert first.objective == pytest.approx(float(expected.objective), rel=1e-5)
+
+
+def test_an_explicit_cell_trains_the_network_its_critic_evaluates(tiny_digits):
+    model = cell_model(explicit_config(), tiny_digits)
+    assert isinstance(model.critic, ImageCritic) and model.critic.kind == "dot"
+    trained = {id(p) for p in model.trainee.parameters()}
+    assert trained == {id(p) for p in model.critic.parameters()}
+
+
+def test_the_batch_norm_of_an_explicit_cell_changes_no_loss_value(tiny_digits):
+    model = cell_model(explicit_config(embed_dim=6), tiny_digits).critic.train()
+    batch = ImageBatches(tiny_digits.train_images, tiny_digits.train_labels, 10,
+                         benchmark="contrastive", batch_size=40, seed=0)(0)
+    projection, norm = model.network.head
+    with torch.no_grad():
+        before = projection(model.network.features(*batch.inputs)).double()
+        after = norm(before.float()).double()
+    for order in (None, 4):
+        values = [explicit_mi((z, z), batch.positive, order=order, ridge=1e-3) for z in (before, after)]
+        assert float(values[1].objective) == pytest.approx(float(values[0].objective), abs=1e-4)
+
+
+def test_a_resumed_explicit_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_path, monkeypatch):
+    config = explicit_config(order=4)
+    uninterrupted = run_image_cell(config, tiny_digits, progress=False)
+
+    class Killed(Exception):
+        pass
+
+    original_call = ImageBatches.__call__
+
+    def dying(self, step):
+        if step == self.steps_per_epoch + 3:  # in the second epoch, after the first checkpoint
+            raise Killed
+        return original_call(self, step)
+
+    monkeypatch.setattr(ImageBatches, "__call__", dying)
+    with pytest.raises(Killed):
+        run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
+    monkeypatch.setattr(ImageBatches, "__call__", original_call)
+    resumed = run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
+
+    assert resumed.history.equals(uninterrupted.history)
+    assert resumed.summary["test_accuracy"] == uninterrupted.summary["test_accuracy"]
+    assert "resumed from step 10" in resumed.summary["message"]
+
+
+# --------------------------------------------------------------------------- settings and keys
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(benchmark="supervised", embed_dim=None), "contrastive benchmark only"),
+    (dict(ridge=None), "needs a ridge"),
+    (dict(ridge=-1.0), "needs a ridge"),
+    (dict(order=0), "order must be a positive integer"),
+    (dict(beta=0.5), "beta rescales the series: it needs an order"),
+    (dict(order=4, beta=0.0), "must be positive"),
+    (dict(loss="mine", ridge=1e-3), "apply to the second-order loss 'explicit' only"),
+    (dict(loss="mine", ridge=None, order=4), "order apply to the second-order loss"),
+    (dict(loss="mine", ridge=None, benchmark="supervised", embed_dim=8), "embed_dim"),
+])
+def test_a_config_with_misplaced_second_order_settings_is_rejected(changes, match):
+    with pytest.raises(ValueError, match=match):
+        explicit_config(**changes)
+
+
+def test_image_configs_give_the_second_order_settings_to_the_explicit_cells_only():
+    configs = image_configs("contrastive", "digits", losses=["mine", "explicit"], order=4, beta=0.1,
+                            ridge=0.01, embed_dim=16)
+    by_loss = {config.loss: config for config in configs}
+    assert (by_loss["explicit"].order, by_loss["explicit"].beta, by_loss["explicit"].ridge) == (4, 0.1, 0.01)
+    assert (by_loss["mine"].order, by_loss["mine"].beta, by_loss["mine"].ridge) == (None, None, None)
+    assert {config.embed_dim for config in configs} == {16}
+
+
+def test_explicit_cells_that_differ_only_in_series_settings_are_different_cells():
+    keys = {explicit_config(**changes).key()
+            for changes in (dict(), dict(order=4), dict(order=4, beta=0.1), dict(ridge=0.01))}
+    assert len(keys) == 4
+
+
+def test_a_results_table_written_before_the_second_order_columns_still_skips_its_cells(
+        tiny_digits, tmp_path):
+    config = ImageRunConfig("supervised", "digits", "mine", 0, batch_size=10, epochs=1, lr=1e-3,
+                            model="small")
+    old_columns = [column for column in KEY_COLUMNS
+                   if column not in ("embed_dim", "order", "beta", "ridge")]
+    append_rows(tmp_path / RUNS_FILE, pd.DataFrame([{c: getattr(config, c) for c in old_columns}]))
+    lines = []
+    run_sweep([config], tiny_digits, tmp_path, progress=False, log=lines.append)
+    assert lines == [f"skip mine seed 0: already in {tmp_path / RUNS_FILE}"]
+
+
+def test_the_contrastive_command_runs_the_second_order_loss(tmp_path, capsys):
+    cli(["contrastive", "--dataset", "digits", "--loss", "explicit", "--embed-dim", "8",
+         "--order", "4", "--ridge", "0.01", "--epochs", "1", "--batch-size", "50",
+         "--results", str(tmp_path), "--no-progress", "--device", "cpu"])
+    runs = read_results(tmp_path / RUNS_FILE)
+    assert runs[["loss", "embed_dim", "order", "ridge"]].iloc[0].tolist() == ["explicit", 8, 4, 0.01]
+    assert math.isnan(runs.beta.iloc[0])
+    assert "explicit alpha=    - embed_dim=8 order=4 ridge=0.01 seed 0: MI" in capsys.readouterr().out
+
+
+def test_the_supervised_command_does_not_offer_the_second_order_loss(tmp_path):
+    with pytest.raises(SystemExit):
+        cli(["supervised", "--dataset", "digits", "--loss", "explicit", "--results", str(tmp_path)])
+
+
+def test_table1_leaves_out_the_second_order_loss():
+    base = dict(benchmark="contrastive", dataset="digits", model="small", stem="cifar", seed=0,
+                batch_size=10, epochs=1, lr=1e-3, alpha=np.nan, true_mi=math.log(10),
+                mi_estimate=1.0, test_accuracy=0.5, diverged_at=np.nan, regularized=False)
+    runs = pd.DataFrame([dict(base, loss="mine", base_loss="mine"),
+                         dict(base, loss="explicit", base_loss="explicit", order=4, ridge=1e-3)])
+    table = render_table1(runs, paper=False)
+    assert table.index.get_level_values("loss").tolist() == ["MINE"]
+
+
+# --------------------------------------------------------------------------- Gaussian staircase
+
+TINY = dict(estimators="mine,remine", levels=(1.0, 3.0), stage_steps=5, dim=3, batch_size=16,
+            hidden_dims=(8,), embed_dim=4, lr=1e-2, progress=False)
+
+
+def test_closed_form_rows_have_the_table_columns_and_no_critic():
+    table = run_gaussian_benchmark(**TINY, seeds=2, closed_form=("raw", "debiased"))
+    assert list(table.columns) == list(TABLE_COLUMNS)
+    rows = table[table.estimator.str.startswith("closed_form")]
+    assert set(rows.critic) == {"none"}
+    counts = rows.groupby(["estimator", "seed"]).step.agg(list)
+    assert sorted(counts.index) == [(f"closed_form_{v}", s) for v in ("debiased", "raw") for s in (0, 1)]
+    assert all(steps == list(range(10)) for steps in counts)
+    assert (rows.objective == rows.mi).all() and (rows.penalty == 0).all()
+
+
+def test_closed_form_rows_are_the_closed_form_of_the_bounds_batches():
+    seeds = [2, 5]
+    table = run_gaussian_benchmark(**TINY, seeds=seeds, closed_form=("raw",))
+    schedule = functools.partial(mi_staircase, stage_steps=5, levels=(1.0, 3.0))
+    for seed in seeds:
+        stream = gaussian_batches(3, 16, schedule, seed=seed)
+        expected = [float(closed_form_mi(*stream(step).inputs, ridge=0.0)) for step in range(10)]
+        rows = table[(table.estimator == "closed_form_raw") & (table.seed == seed)]
+        np.testing.assert_allclose(rows.mi, expected, rtol=1e-5)
+
+
+def test_debiased_closed_form_is_the_raw_one_minus_the_plugin_bias():
+    table = run_gaussian_benchmark(**TINY, closed_form=("raw", "debiased"))
+    raw = table[table.estimator == "closed_form_raw"].mi.to_numpy()
+    debiased = table[table.estimator == "closed_form_debiased"].mi.to_numpy()
+    np.testing.assert_allclose(raw - debiased, gaussian_plugin_bias(16, 3, 3), rtol=1e-5)
+
+
+def test_stage_summary_shows_the_debiased_closed_form_unbiased_and_the_raw_one_biased():
+    settings = dict(TINY, levels=(2.0,), stage_steps=400, estimators="mine")
+    summary = stage_summary(run_gaussian_benchmark(**settings, closed_form=("raw", "debiased")))
+    summary = summary.set_index("estimator")
+    standard_error = math.sqrt(summary.variance["closed_form_raw"] / 400)
+    assert abs(summary.bias["closed_form_debiased"]) < 4 * standard_error
+    assert summary.bias["closed_form_raw"] == pytest.approx(gaussian_plugin_bias(16, 3, 3),
+                                                            abs=4 * standard_error)
+
+
+@pytest.mark.parametrize("changes, match", [
+    (dict(closed_form=("exact",)), "closed_form must list distinct variants"),
+    (dict(closed_form=("raw", "raw")), "closed_form must list distinct variants"),
+    (dict(closed_form=("raw",), closed_form_ridge=-1.0), "non-negative"),
+    (dict(closed_form=("raw",), batch_size=6), "singular covariance"),
+    (dict(closed_form=("debiased",), batch_size=6, closed_form_ridge=0.1), "singular covariance"),
+])
+def test_bad_closed_form_settings_raise_a_clear_error(changes, match):
+    with pytest.raises(ValueError, match=match):
+        run_gaussian_benchmark(**dict(TINY, **changes))
+
+
+def test_gaussian_command_adds_the_closed_form_once_and_the_report_plots_the_critics(tmp_path, capsys):
+    out = tmp_path / "gaussian.parquet"
+    cli(["gaussian", "--critic", "separable", "concat", "--estimators", "mine", "--levels", "1",
+         "--stage-steps", "3", "--dim", "2", "--batch-size", "8", "--hidden-dims", "4",
+         "--embed-dim", "2", "--closed-form", "debiased", "--no-progress", "--out", str(out)])
+    table = load_result(out)
+    assert table.groupby("critic").estimator.unique().map(list).to_dict() == {
+        "concat": ["mine"], "none": ["closed_form_debiased"], "separable": ["mine"]}
+    assert (table.estimator == "closed_form_debiased").sum() == 3
+    cli(["gaussian-report", str(out), "--figure", str(tmp_path / "figure.png")])
+    assert sorted(p.name for p in tmp_path.glob("figure_*.png")) == ["figure_concat.png",
+                                                                      "figure_separable.png"]
+    assert "closed_form_debiased" in capsys.readouterr().out
