@@ -20,9 +20,10 @@ one-estimator versions compute: ``tests/test_stacked.py`` checks them against
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -48,7 +49,6 @@ __all__ = [
     "StackedConcatCritic",
     "StackedBound",
     "stack_bounds",
-    "stack_bound_functions",
 ]
 
 
@@ -335,10 +335,10 @@ class StackedBound:
 
     _SUBSETS = ("clipped", "row_marginal", "trains_js")
 
-    def __init__(self, names: Sequence[str], params: Mapping[str, Mapping]):
+    def __init__(self, names: Sequence[str], params: Sequence[Mapping]):
         self.names = tuple(names)
-        rows = [_coefficients(name, _resolved_params(name, params.get(name, {})))
-                for name in self.names]
+        rows = [_coefficients(name, _resolved_params(name, estimator_params))
+                for name, estimator_params in zip(self.names, params, strict=True)]
         self._table = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64)
                        for key in rows[0]}
         self._subsets = {
@@ -429,7 +429,7 @@ class StackedBound:
 
 
 def stack_bounds(
-    names: Sequence[str], params: Mapping[str, Mapping] | None = None
+    bounds: Sequence[str | functools.partial], params: Mapping[str, Mapping] | None = None
 ) -> StackedBound:
     """``E`` bounds of :mod:`remi_tutorial.bounds`, one per estimator, evaluated in one pass.
 
@@ -438,18 +438,22 @@ def stack_bounds(
         bound = stack_bounds(["mine", "remine"], {"remine": {"alpha": 1.0}})
         result = bound(scores, positive, negative)  # scores [2, N, M]; result.mi [2]
 
+        # estimators that share a name but not its parameters, e.g. a sweep of alpha:
+        sweep = stack_bounds([get_bound("remine", alpha=a) for a in (0.01, 0.1, 1.0)])
+
     Args:
-        names: the bound of each estimator, ``E`` names from
+        bounds: the bound of each estimator: ``E`` names from
             :data:`~remi_tutorial.bounds.BOUND_NAMES` (repeats allowed, e.g. one block of
-            names per seed).
+            names per seed), or bounds returned by :func:`~remi_tutorial.bounds.get_bound`,
+            which carry their own parameters.
         params: bound name -> its keyword parameters (as for
-            :func:`~remi_tutorial.bounds.get_bound`); every estimator with that name gets
-            them. TUBA's ``log_baseline`` must be a number.
+            :func:`~remi_tutorial.bounds.get_bound`), for the estimators given by name.
+            TUBA's ``log_baseline`` must be a number.
 
     Returns:
         A callable ``(scores [E, N, M], positive, negative=None, *, check=True) -> Bound``
-        whose fields have shape ``[E]`` and equal, estimator by estimator, what
-        ``get_bound(names[e], **params[names[e]])`` returns on ``scores[e]``.
+        whose fields have shape ``[E]`` and equal, estimator by estimator, what the
+        single bound returns on ``scores[e]``.
 
     Raises:
         ValueError: for an unknown name, a parameter a bound does not take, or a bad value.
@@ -458,45 +462,18 @@ def stack_bounds(
     unknown = sorted(set(params) - set(BOUND_NAMES))
     if unknown:
         raise ValueError(f"parameters given for unknown bounds {', '.join(unknown)}")
-    names = [name.lower() for name in names]
-    if not names:
-        raise ValueError("stack_bounds needs at least one bound name")
-    return StackedBound(names, params)
-
-
-def stack_bound_functions(bounds: Sequence[Callable[..., Bound]]) -> Callable[..., Bound]:
-    """``E`` arbitrary bounds, one per estimator: ``bounds[e]`` scores ``scores[e]``.
-
-    The flexible counterpart of :func:`stack_bounds`, for estimators that share a bound name
-    but not its parameters, e.g. a sweep of the penalty weight::
-
-        bound = stack_bound_functions([get_bound("remine", alpha=a) for a in (0.01, 0.1, 1)])
-
-    The ``E`` bounds are evaluated one after another (a Python loop inside each step), so
-    prefer :func:`stack_bounds` when the names alone tell the estimators apart.
-
-    Args:
-        bounds: ``E`` callables ``(scores [N, M], positive, negative, *, check) -> Bound``,
-            e.g. from :func:`~remi_tutorial.bounds.get_bound`.
-
-    Returns:
-        A callable ``(scores [E, N, M], positive, negative=None, *, check=True) -> Bound``
-        whose fields have shape ``[E]``.
-    """
-    bounds = tuple(bounds)
     if not bounds:
-        raise ValueError("stack_bound_functions needs at least one bound")
-
-    def stacked(
-        scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
-    ) -> Bound:
-        if scores.dim() != 3 or scores.shape[0] != len(bounds):
+        raise ValueError("stack_bounds needs at least one bound")
+    names, estimator_params = [], []
+    for bound in bounds:
+        if isinstance(bound, str):
+            names.append(bound.lower())
+            estimator_params.append(params.get(bound.lower(), {}))
+        elif isinstance(bound, functools.partial) and bound.func in BOUNDS.values():
+            names.append(bound.func.__name__)
+            estimator_params.append(dict(bound.keywords))
+        else:
             raise ValueError(
-                f"scores must have shape [E, N, M] with E = {len(bounds)} estimators, "
-                f"got {tuple(scores.shape)}"
+                f"stack_bounds takes bound names or bounds from get_bound, got {bound!r}"
             )
-        results = [bound(scores[e], positive, negative, check=check)
-                   for e, bound in enumerate(bounds)]
-        return Bound(*(torch.stack(field) for field in zip(*results)))
-
-    return stacked
+    return StackedBound(names, estimator_params)

@@ -167,3 +167,30 @@ def test_stacked_bound_takes_one_mask_per_estimator():
         torch.testing.assert_close(stacked.mi[index], single.mi, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(stacked.objective[index], single.objective,
                                    rtol=1e-12, atol=1e-12)
+
+
+def test_bounds_from_get_bound_keep_their_own_parameters():
+    bounds = [get_bound("remine", alpha=a) for a in (0.0, 0.5, 2.0)]
+    scores = torch.randn(3, 6, 6, dtype=torch.float64)
+    positive, negative = paired_masks(6)
+    stacked = stack_bounds(bounds)(scores, positive, negative)
+    for e, bound in enumerate(bounds):
+        alone = bound(scores[e], positive, negative)
+        assert all(torch.allclose(s[e], a) for s, a in zip(stacked, alone))
+
+
+def test_penalties_differ_with_alpha_on_the_same_scores():
+    bounds = [get_bound("remine", alpha=a) for a in (0.0, 1.0)]
+    scores = (torch.randn(6, 6, dtype=torch.float64) + 2.0).expand(2, 6, 6)
+    result = stack_bounds(bounds)(scores, *paired_masks(6))
+    assert result.penalty[0] == 0 and result.penalty[1] > 0
+
+
+def test_stack_bounds_rejects_a_callable_that_is_not_a_registered_bound():
+    with pytest.raises(ValueError, match="bound names or bounds from get_bound"):
+        stack_bounds([lambda scores, positive, negative, check=True: None])
+
+
+def test_stack_bounds_needs_at_least_one_bound():
+    with pytest.raises(ValueError, match="at least one bound"):
+        stack_bounds([])

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..bounds import Bound, get_bound
 from ..critics import ConcatCritic, OneHotTableCritic
-from ..stacked import StackedConcatCritic, stack_bound_functions
+from ..stacked import StackedConcatCritic, stack_bounds
 from ..tasks import one_hot_batches
 from ..train import train
 
@@ -137,7 +137,8 @@ def train_one_hot(
     training them one after another on the same batches, only cheaper.
 
     Args:
-        bounds: estimator name -> bound, e.g. ``{"mine": get_bound("mine")}`` or
+        bounds: estimator name -> a bound from :func:`~remi_tutorial.bounds.get_bound`, e.g.
+            ``{"mine": get_bound("mine")}`` or
             ``{"alpha=1": get_bound("remine", alpha=1.0)}``.
         setting: :data:`DRIFTING`, :data:`EXPLOSION` or another :class:`OneHotSetting`.
         seed: seeds the initial critic weights and the batch stream.
@@ -167,7 +168,7 @@ def train_one_hot(
     optimizer = optimizer_class(critic.parameters(), lr=setting.lr)
     result = train(
         critic,
-        stack_bound_functions([bounds[name] for name in names]),
+        stack_bounds([bounds[name] for name in names]),
         one_hot_batches(k, setting.batch_size, seed=seed, device=device),
         steps=setting.steps,
         optimizer=optimizer,
