@@ -133,6 +133,7 @@ def test_a_resumed_explicit_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_p
     (dict(loss="mine", ridge=1e-3), "apply to the second-order loss 'explicit' only"),
     (dict(loss="mine", ridge=None, order=4), "order apply to the second-order loss"),
     (dict(loss="mine", ridge=None, benchmark="supervised", embed_dim=8), "embed_dim"),
+    (dict(model="resnet18", width=128), "width of the small network"),
 ])
 def test_a_config_with_misplaced_second_order_settings_is_rejected(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -148,6 +149,12 @@ def test_image_configs_give_the_second_order_settings_to_the_explicit_cells_only
     assert {config.embed_dim for config in configs} == {16}
 
 
+def test_width_sets_the_features_of_the_small_network(tiny_digits):
+    network = cell_model(explicit_config(width=24, embed_dim=None), tiny_digits).critic.network
+    assert network.out_features == 24
+    assert network(tiny_digits.train_images[:5]).shape == (5, 24)
+
+
 def test_explicit_cells_that_differ_only_in_series_settings_are_different_cells():
     keys = {explicit_config(**changes).key()
             for changes in (dict(), dict(order=4), dict(order=4, beta=0.1), dict(ridge=0.01))}
@@ -159,7 +166,7 @@ def test_a_results_table_written_before_the_second_order_columns_still_skips_its
     config = ImageRunConfig("supervised", "digits", "mine", 0, batch_size=10, epochs=1, lr=1e-3,
                             model="small")
     old_columns = [column for column in KEY_COLUMNS
-                   if column not in ("embed_dim", "order", "beta", "ridge")]
+                   if column not in ("width", "embed_dim", "order", "beta", "ridge")]
     append_rows(tmp_path / RUNS_FILE, pd.DataFrame([{c: getattr(config, c) for c in old_columns}]))
     lines = []
     run_sweep([config], tiny_digits, tmp_path, progress=False, log=lines.append)
@@ -167,13 +174,15 @@ def test_a_results_table_written_before_the_second_order_columns_still_skips_its
 
 
 def test_the_contrastive_command_runs_the_second_order_loss(tmp_path, capsys):
-    cli(["contrastive", "--dataset", "digits", "--loss", "explicit", "--embed-dim", "8",
-         "--order", "4", "--ridge", "0.01", "--epochs", "1", "--batch-size", "50",
-         "--results", str(tmp_path), "--no-progress", "--device", "cpu"])
+    cli(["contrastive", "--dataset", "digits", "--loss", "explicit", "--width", "64",
+         "--embed-dim", "8", "--order", "4", "--ridge", "0.01", "--epochs", "1",
+         "--batch-size", "50", "--results", str(tmp_path), "--no-progress", "--device", "cpu"])
     runs = read_results(tmp_path / RUNS_FILE)
-    assert runs[["loss", "embed_dim", "order", "ridge"]].iloc[0].tolist() == ["explicit", 8, 4, 0.01]
+    assert runs[["loss", "width", "embed_dim", "order", "ridge"]].iloc[0].tolist() == [
+        "explicit", 64, 8, 4, 0.01]
     assert math.isnan(runs.beta.iloc[0])
-    assert "explicit alpha=    - embed_dim=8 order=4 ridge=0.01 seed 0: MI" in capsys.readouterr().out
+    assert ("explicit alpha=    - width=64 embed_dim=8 order=4 ridge=0.01 seed 0: MI"
+            in capsys.readouterr().out)
 
 
 def test_the_supervised_command_does_not_offer_the_second_order_loss(tmp_path):

@@ -114,11 +114,11 @@ CURVE_POINTS_PER_EPOCH = 10
 
 KEY_COLUMNS: tuple[str, ...] = (
     "benchmark", "dataset", "model", "stem", "loss", "alpha", "tau", "seed",
-    "batch_size", "epochs", "lr", "embed_dim", "order", "beta", "ridge",
+    "batch_size", "epochs", "lr", "width", "embed_dim", "order", "beta", "ridge",
 )
 """The settings that identify a cell in the results tables."""
 
-_LATER_KEY_COLUMNS: tuple[str, ...] = ("embed_dim", "order", "beta", "ridge")
+_LATER_KEY_COLUMNS: tuple[str, ...] = ("width", "embed_dim", "order", "beta", "ridge")
 """Key columns added after the first results tables were written. They enter a cell's key
 only when they are set, so the cells and checkpoints of those tables keep their keys."""
 
@@ -144,6 +144,8 @@ class ImageRunConfig:
             the other losses.
         amp: bfloat16 autocast for the network's features (see
             :class:`~remi_tutorial.images.ImageCritic`).
+        width: the small network's widths become ``(32, 64, width)``: ``width`` is the
+            number of its features; ``None`` for its default, 512 (ResNet-18's).
         embed_dim: contrastive benchmark: a final linear layer from the network's features
             to ``embed_dim`` outputs (a projection head); ``None`` for none, the features
             themselves (512 of them for both networks), as in the paper.
@@ -168,6 +170,7 @@ class ImageRunConfig:
     alpha: float | None = None
     tau: float | None = None
     amp: bool = False
+    width: int | None = None
     embed_dim: int | None = None
     order: int | None = None
     beta: float | None = None
@@ -190,6 +193,9 @@ class ImageRunConfig:
             raise ValueError(f"tau applies to smile and resmile only, got tau={self.tau} for {self.loss!r}")
         if self.batch_size < 2 or self.epochs < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 2, epochs >= 1 and lr > 0")
+        if self.width is not None and (self.model != "small" or self.width < 1):
+            raise ValueError(f"width is a positive width of the small network, got {self.width} "
+                             f"for model {self.model!r}")
         if self.embed_dim is not None and (self.benchmark != "contrastive" or self.embed_dim < 1):
             raise ValueError(f"embed_dim is a positive size of the contrastive benchmark's "
                              f"embedding, got {self.embed_dim} for {self.benchmark!r}")
@@ -288,16 +294,16 @@ def image_configs(
     """The cells of a sweep: every loss (regularized ones at every alpha) and every seed.
 
     Settings come from :data:`PRESETS` for ``(benchmark, dataset)``; ``overrides``
-    (``batch_size``, ``epochs``, ``lr``, ``model``) replace them. ``tau`` goes to the SMILE
-    losses, ``order``, ``beta`` and ``ridge`` to the second-order loss, ``embed_dim`` to
-    every cell (see :class:`ImageRunConfig`).
+    (``batch_size``, ``epochs``, ``lr``, ``model``, ``width``) replace them. ``tau`` goes to
+    the SMILE losses, ``order``, ``beta`` and ``ridge`` to the second-order loss,
+    ``embed_dim`` to every cell (see :class:`ImageRunConfig`).
 
     Returns:
         The configurations, seed-major (all losses of seed 0 first).
     """
     if (benchmark, dataset) not in PRESETS:
         raise ValueError(f"no preset for {benchmark!r} on {dataset!r}; presets: {sorted(PRESETS)}")
-    unknown = set(overrides) - {"batch_size", "epochs", "lr", "model"}
+    unknown = set(overrides) - {"batch_size", "epochs", "lr", "model", "width"}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
     settings = {**PRESETS[(benchmark, dataset)], **overrides}
@@ -325,7 +331,9 @@ def build_network(config: ImageRunConfig, dataset: ImageDataset) -> torch.nn.Mod
     channels = dataset.image_shape[0]
     if config.model == "resnet18":
         return ResNet18(num_classes, stem=config.stem, in_channels=channels)
-    return SmallConvNet(num_classes, in_channels=channels)
+    if config.width is None:
+        return SmallConvNet(num_classes, in_channels=channels)
+    return SmallConvNet(num_classes, in_channels=channels, widths=(32, 64, config.width))
 
 
 class _CriticEmbedding(nn.Module):
@@ -724,6 +732,9 @@ def add_image_arguments(parser: argparse.ArgumentParser, benchmark: str) -> None
                         help="override the preset's network")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset")
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset")
+    parser.add_argument("--width", type=int, default=None,
+                        help="the small network's features, its widths becoming 32 64 WIDTH "
+                             "(default: 512)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(benchmark=benchmark, embed_dim=None, order=None, beta=None, ridge=1e-3)
     if contrastive:
@@ -756,7 +767,8 @@ def run_from_args(args: argparse.Namespace) -> None:
     amp = amp_supported(device) if args.amp == "auto" else args.amp == "on"
     overrides = {
         name: value
-        for name, value in (("model", args.model), ("epochs", args.epochs), ("batch_size", args.batch_size))
+        for name, value in (("model", args.model), ("epochs", args.epochs),
+                            ("batch_size", args.batch_size), ("width", args.width))
         if value is not None
     }
     configs = image_configs(

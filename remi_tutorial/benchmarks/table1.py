@@ -30,7 +30,7 @@ _LOSS_LABELS = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "
                 "tuba": "TUBA", "js": "JS"}
 _DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits"}
 _BENCHMARK_ORDER = ("supervised", "contrastive")
-_SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr", "embed_dim")
+_SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr", "width", "embed_dim")
 
 
 def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.DataFrame:
@@ -51,7 +51,7 @@ def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.Dat
 
     Raises:
         ValueError: runs of one benchmark and dataset mix settings (network, stem, batch
-            size, epochs, learning rate, embedding size), or no run has the requested
+            size, epochs, learning rate, widths, embedding size), or no run has the requested
             ``alpha``.
     """
     if runs.empty:
