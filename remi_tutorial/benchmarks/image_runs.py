@@ -91,7 +91,7 @@ SECOND_ORDER_LOSS = "explicit"
 embeddings (contrastive benchmark only; see :func:`cell_model`)."""
 
 LOSS_NAMES: tuple[str, ...] = (*BOUND_NAMES, SECOND_ORDER_LOSS)
-"""Every loss a cell can train with: the twelve bounds, then the second-order loss."""
+"""The losses a cell can train with, the twelve bounds and then the second-order loss."""
 
 PRESETS: dict[tuple[str, str], dict] = {
     # The paper's settings (Choi & Lee, 2022, Table 1; Adam, lr 1e-3).
@@ -406,7 +406,8 @@ class ImageRun:
         curve: one row of ``image_curves.csv`` per tenth of an epoch: the cell's settings,
             ``epoch`` (the epochs completed at the end of the segment) and the means of
             ``mi, joint, marginal, penalty`` over its steps.
-        critic: the trained critic (:attr:`CellModel.critic`), as it was evaluated.
+        critic: the trained critic (the ``critic`` of the cell's :class:`CellModel`), as it
+            was evaluated.
     """
 
     summary: dict
