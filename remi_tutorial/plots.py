@@ -16,7 +16,8 @@ import seaborn as sns
 
 from .bounds import BOUND_NAMES
 
-__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "bound_color", "plot_training",
+__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "PAPER_LOSS_LABELS",
+           "bound_color", "plot_training",
            "plot_gaussian_benchmark", "EXPLICIT_COLOR", "estimator_color",
            "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
            "plot_image_benchmark", "plot_image_accuracy",
@@ -26,6 +27,10 @@ __all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "bound_color", 
 ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
 TRUTH_COLOR = "black"
+
+PAPER_LOSS_LABELS = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
+                     "tuba": "TUBA", "js": "JS"}
+"""The six original losses in the paper's order, with their printed names."""
 
 
 def bound_color(name: str) -> str:
@@ -119,8 +124,7 @@ def plot_gaussian_benchmark(
         ["infonce", "reinfonce", "nwj", "renwj"],
         ["tuba", "retuba", "js", "rejs"],
     ]
-    labels = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
-              "tuba": "TUBA", "js": "JS"}
+    labels = PAPER_LOSS_LABELS
     fig, axes = plt.subplots(3, 4, figsize=(15, 9.5), sharex=True, sharey=True)
     truth = table.groupby("step").true_mi.first()
     top = 1.3 * float(truth.max())
@@ -344,9 +348,7 @@ def plot_image_benchmark(
     if curves.empty:
         raise ValueError("the table is empty: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
-    losses = ["mine", "smile", "infonce", "nwj", "tuba", "js"]
-    labels = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
-              "tuba": "TUBA", "js": "JS"}
+    losses, labels = list(PAPER_LOSS_LABELS), PAPER_LOSS_LABELS
     fig, axes = plt.subplots(2, 3, figsize=(10.5, 6.5), sharex=True, sharey=True)
     for ax, base in zip(axes.flat, losses):
         ax.set_title(f"{labels[base]} vs Re{labels[base]}")
@@ -409,8 +411,7 @@ def plot_image_accuracy(
     if runs.empty:
         raise ValueError("the table is empty: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
-    losses = ["mine", "smile", "infonce", "nwj", "tuba", "js"]
-    labels = ["MINE", "SMILE", "InfoNCE", "NWJ", "TUBA", "JS"]
+    losses, labels = list(PAPER_LOSS_LABELS), list(PAPER_LOSS_LABELS.values())
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for offset, regularized in ((-0.17, False), (0.17, True)):
         color = REGULARIZED_COLOR if regularized else ORIGINAL_COLOR
