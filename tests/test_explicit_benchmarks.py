@@ -31,6 +31,7 @@ from remi_tutorial.benchmarks.image_runs import (
 from remi_tutorial.benchmarks.table1 import render_table1
 from remi_tutorial.explicit import closed_form_mi, explicit_mi, gaussian_plugin_bias
 from remi_tutorial.images import ImageBatches, ImageCritic, load_digits
+from helpers import killed_and_resumed_cell
 from remi_tutorial.tasks import gaussian_batches, mi_staircase
 
 
@@ -97,23 +98,9 @@ def test_the_batch_norm_of_an_explicit_cell_changes_no_loss_value(tiny_digits):
 
 def test_a_resumed_explicit_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_path, monkeypatch):
     config = explicit_config(order=4)
-    uninterrupted = run_image_cell(config, tiny_digits, progress=False)
-
-    class Killed(Exception):
-        pass
-
-    original_call = ImageBatches.__call__
-
-    def dying(self, step):
-        if step == self.steps_per_epoch + 3:  # in the second epoch, after the first checkpoint
-            raise Killed
-        return original_call(self, step)
-
-    monkeypatch.setattr(ImageBatches, "__call__", dying)
-    with pytest.raises(Killed):
-        run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
-    monkeypatch.setattr(ImageBatches, "__call__", original_call)
-    resumed = run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
+    uninterrupted, resumed = killed_and_resumed_cell(
+        config, tiny_digits, tmp_path, monkeypatch, steps_into_second_epoch=3
+    )
 
     assert resumed.history.equals(uninterrupted.history)
     assert resumed.summary["test_accuracy"] == uninterrupted.summary["test_accuracy"]

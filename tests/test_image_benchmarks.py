@@ -21,6 +21,7 @@ from remi_tutorial.benchmarks.image_runs import (
 )
 from remi_tutorial.benchmarks.supervised import test_accuracy as classifier_accuracy
 from remi_tutorial.images import ImageBatches, ImageCritic, label_entropy, load_digits
+from helpers import killed_and_resumed_cell
 from remi_tutorial.tasks import Batch, contrastive_masks
 
 
@@ -164,23 +165,9 @@ def test_a_diverging_cell_is_recorded_with_its_step_and_message(tiny_digits):
 
 def test_a_resumed_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_path, monkeypatch):
     config = tiny_config("contrastive", "mine")
-    uninterrupted = run_image_cell(config, tiny_digits, progress=False)
-
-    class Killed(Exception):
-        pass
-
-    original_call = ImageBatches.__call__
-
-    def dying(self, step):
-        if step == self.steps_per_epoch + 5:  # in the second epoch, after the first checkpoint
-            raise Killed
-        return original_call(self, step)
-
-    monkeypatch.setattr(ImageBatches, "__call__", dying)
-    with pytest.raises(Killed):
-        run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
-    monkeypatch.setattr(ImageBatches, "__call__", original_call)
-    resumed = run_image_cell(config, tiny_digits, checkpoint_dir=tmp_path, progress=False)
+    uninterrupted, resumed = killed_and_resumed_cell(
+        config, tiny_digits, tmp_path, monkeypatch, steps_into_second_epoch=5
+    )
 
     assert resumed.history.equals(uninterrupted.history)
     assert resumed.summary["test_accuracy"] == uninterrupted.summary["test_accuracy"]

@@ -8,6 +8,8 @@ from remi_tutorial.critics import ConcatCritic, SeparableCritic
 from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
 from remi_tutorial.train import train
 
+from helpers import ExplodingCritic
+
 
 def small_run(steps=30, check_every=7, bound="mine"):
     critic = SeparableCritic(2, 2, hidden_dims=(8,), embed_dim=4)
@@ -50,22 +52,8 @@ def test_regularized_bound_records_its_penalty():
     assert (result.history.objective <= result.history.mi).all()
 
 
-class ExplodingCritic(torch.nn.Module):
-    """Scores that overflow exp() from step 5 on."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
-        self.calls = 0
-
-    def forward(self, x, y):
-        self.calls += 1
-        factor = 1.0 if self.calls <= 5 else 1e6
-        return self.scale * factor * (x @ y.T)
-
-
 def test_divergence_stops_with_a_warning_and_keeps_the_finite_history():
-    critic = ExplodingCritic()
+    critic = ExplodingCritic(explode_after=5)
     with pytest.warns(RuntimeWarning, match="stopped at step 5"):
         result = train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),
                        steps=20, check_every=5, progress=False, lr=1e-3)
@@ -75,7 +63,7 @@ def test_divergence_stops_with_a_warning_and_keeps_the_finite_history():
 
 
 def test_divergence_restores_the_last_finite_weights():
-    critic = ExplodingCritic()
+    critic = ExplodingCritic(explode_after=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),

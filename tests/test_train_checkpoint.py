@@ -13,6 +13,8 @@ import torch
 from remi_tutorial.bounds import get_bound
 from remi_tutorial.train import train
 
+from helpers import ExplodingCritic
+
 # A task whose batch at each step is a pure function of the step, and a critic; shared with
 # the process that the kill test starts.
 SETUP = textwrap.dedent("""
@@ -145,23 +147,10 @@ def test_a_checkpoint_with_more_steps_than_asked_for_raises(tmp_path):
         run(make_critic(0), tmp_path / "run.pt", steps=20)
 
 
-class ExplodingCritic(torch.nn.Module):
-    """Scores that overflow exp() from step 25 on."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = torch.nn.Parameter(torch.ones(()))
-        self.calls = 0
-
-    def forward(self, x, y):
-        self.calls += 1
-        return self.scale * (1.0 if self.calls <= 25 else 1e6) * (x @ y.T)
-
-
 def test_a_divergent_run_keeps_its_history_and_its_last_good_checkpoint(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = run(ExplodingCritic(), tmp_path / "run.pt")
+        result = run(ExplodingCritic(explode_after=25), tmp_path / "run.pt")
     assert result.diverged_at == 25
     assert len(result.history) == 25
     saved = torch.load(tmp_path / "run.pt", weights_only=True)
