@@ -3,6 +3,10 @@
 A task produces :class:`Batch` records: the critic's inputs, the positive and negative masks
 of the score matrix the critic will produce, and the true MI. The training loop needs
 nothing else.
+
+Every sampler draws on the CPU, with a CPU generator, and then moves the samples to the
+requested device: a seed means the same batches on a CPU and on a GPU (a CUDA generator
+would draw other numbers from the same seed).
 """
 
 from __future__ import annotations
@@ -90,10 +94,19 @@ def sample_gaussian(
 ) -> tuple[Tensor, Tensor]:
     """Paired samples ``x ~ N(0, I)``, ``y = rho x + sqrt(1 - rho^2) eps``.
 
+    Args:
+        batch_size: pairs to draw.
+        dim: the dimension of ``x`` and ``y``.
+        rho: the correlation of each coordinate pair.
+        generator: a CPU generator, or ``None`` for torch's global one.
+        device: where the samples go; they are drawn on the CPU first, so a seed gives
+            the same samples on every device.
+        dtype: their dtype.
+
     Returns:
         ``x [batch_size, dim]`` and ``y [batch_size, dim]``; row ``i`` of each is a pair.
     """
-    noise = torch.randn(2, batch_size, dim, generator=generator, device=device, dtype=dtype)
+    noise = torch.randn(2, batch_size, dim, generator=generator, dtype=dtype).to(device)
     x = noise[0]
     y = rho * x + math.sqrt(1.0 - rho * rho) * noise[1]
     return x, y
@@ -151,10 +164,13 @@ def sample_one_hot(
 ) -> tuple[Tensor, Tensor]:
     """``x = y = one_hot(c)`` with ``c`` uniform over ``num_classes``: ``I(X; Y) = log K``.
 
+    The classes are drawn on the CPU (with ``generator``, a CPU generator, or torch's global
+    one) and moved to ``device``, so a seed gives the same samples on every device.
+
     Returns:
         ``x [batch_size, num_classes]`` and ``y``, equal to ``x``.
     """
-    classes = torch.randint(num_classes, (batch_size,), generator=generator, device=device)
+    classes = torch.randint(num_classes, (batch_size,), generator=generator).to(device)
     x = torch.nn.functional.one_hot(classes, num_classes).to(dtype)
     return x, x.clone()
 
@@ -227,15 +243,15 @@ def gaussian_batches(
         dim: the dimension of ``x`` and ``y``.
         batch_size: pairs per batch.
         mi: the true MI in nats, or a schedule ``step -> MI`` such as :func:`mi_staircase`.
-        seed: seeds the stream's own generator.
-        device: where the samples are made.
+        seed: seeds the stream's own (CPU) generator.
+        device: where the batches go (drawn on the CPU first: the same batches everywhere).
         dtype: their dtype.
 
     Returns:
         ``batches(step) -> Batch`` with ``inputs = (x [B, dim], y [B, dim])`` and the
         :func:`paired_masks`.
     """
-    generator = torch.Generator(device=device or "cpu").manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     positive, negative = paired_masks(batch_size, device=device)
     schedule = mi if callable(mi) else (lambda step: float(mi))
 
@@ -295,8 +311,8 @@ def one_hot_batches(
             :func:`independent_marginal_masks`. ``"off_diagonal"``: the ``B (B - 1)``
             off-diagonal pairs of the batch, ``inputs = (x [B, K], y [B, K])`` and
             :func:`paired_masks`.
-        seed: seeds the stream's own generator.
-        device: where the samples are made.
+        seed: seeds the stream's own (CPU) generator.
+        device: where the batches go (drawn on the CPU first: the same batches everywhere).
         dtype: their dtype.
 
     Returns:
@@ -310,7 +326,7 @@ def one_hot_batches(
         positive, negative = paired_masks(batch_size, device=device)
     else:
         raise ValueError(f"marginal must be 'independent' or 'off_diagonal', got {marginal!r}")
-    generator = torch.Generator(device=device or "cpu").manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
     true_mi = math.log(num_classes)
 
     def batches(step: int) -> Batch:

@@ -216,3 +216,18 @@ def test_the_command_line_runs_a_cell_prints_its_dataset_and_skips_it_next_time(
     assert "skip mine seed 0" in second
     assert len(read_results(tmp_path / RUNS_FILE)) == 1
     assert (tmp_path / CURVES_FILE).exists()
+
+
+@pytest.mark.parametrize("capability, native", [((7, 5), False), ((8, 0), True), ((9, 0), True)],
+                         ids=["t4", "a100", "h100"])
+def test_autocast_only_where_the_gpu_runs_bfloat16_natively(monkeypatch, capability, native):
+    from remi_tutorial.benchmarks.image_runs import amp_supported
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert amp_supported(torch.device("cuda")) is native
+
+
+def test_no_autocast_on_a_cpu():
+    from remi_tutorial.benchmarks.image_runs import amp_supported
+
+    assert amp_supported("cpu") is False

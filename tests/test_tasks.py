@@ -9,6 +9,7 @@ from remi_tutorial.tasks import (
     gaussian_mi,
     gaussian_rho,
     mi_staircase,
+    one_hot_batches,
     sample_gaussian,
     sample_one_hot,
 )
@@ -72,3 +73,25 @@ def test_gaussian_batches_follow_the_schedule_and_are_reproducible():
     assert batch.true_mi == 4.0
     assert torch.equal(batch.inputs[0], second(4000).inputs[0])
     assert batch.positive.shape == batch.negative.shape == (8, 8)
+
+
+@pytest.mark.parametrize("make_stream", [
+    lambda device: gaussian_batches(3, 8, 1.0, seed=5, device=device),
+    lambda device: one_hot_batches(4, 8, seed=5, device=device),
+    lambda device: one_hot_batches(4, 8, marginal="off_diagonal", seed=5, device=device),
+], ids=["gaussian", "one_hot_independent", "one_hot_off_diagonal"])
+def test_streams_draw_on_the_cpu_whatever_the_device(make_stream):
+    # A generator on the target device would draw other numbers from the same seed; on the
+    # meta device it cannot exist at all, so this stream only builds if it draws on the CPU.
+    batch = make_stream("meta")(0)
+    assert all(tensor.device.type == "meta" for tensor in (*batch.inputs, batch.positive))
+
+
+def test_gaussian_stream_draws_from_a_cpu_generator_with_its_seed():
+    dim, size, mi, seed = 3, 8, 1.0, 5
+    rho = gaussian_rho(mi, dim)
+    expected = sample_gaussian(size, dim, rho, generator=torch.Generator().manual_seed(seed))
+    batch = gaussian_batches(dim, size, mi, seed=seed, device="cpu")(0)
+    assert torch.equal(batch.inputs[0], expected[0])
+    assert torch.equal(batch.inputs[1], expected[1])
+

@@ -83,7 +83,7 @@ def estimates_at_analytic_critic(
         raise ValueError(f"repeats must be positive, got {repeats}")
     functions = {name: get_bound(name) for name in bounds}
     rho = gaussian_rho(mi, dim)
-    generator = torch.Generator(device=device or "cpu").manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)  # CPU draws: the same batches on any device
     rows: dict[str, list] = {"bound": [], "batch_size": [], "repeat": [], "estimate": []}
     for batch_size in batch_sizes:
         positive, negative = paired_masks(batch_size, device=device)

@@ -726,7 +726,7 @@ def add_image_arguments(parser: argparse.ArgumentParser, benchmark: str) -> None
     parser.add_argument("--device", default="auto", help="'auto' (a GPU if there is one), 'cpu', 'cuda', ...")
     parser.add_argument("--amp", choices=("auto", "on", "off"), default="auto",
                         help="bfloat16 autocast of the network's features (auto: on a CUDA GPU "
-                             "that supports bfloat16)")
+                             "that runs bfloat16 natively, compute capability >= 8.0)")
     parser.add_argument("--stem", choices=("cifar", "imagenet"), default="cifar",
                         help="ResNet-18's stem: 32x32, or the authors' 224x224 upsampling")
     parser.add_argument("--model", choices=("resnet18", "small"), default=None,
@@ -757,9 +757,16 @@ def resolve_device(name: str) -> torch.device:
     return default_device() if name == "auto" else torch.device(name)
 
 
-def amp_supported(device: torch.device) -> bool:
-    """bfloat16 autocast is used on CUDA GPUs that support bfloat16, never on a CPU."""
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+def amp_supported(device: torch.device | str) -> bool:
+    """Whether ``device`` runs bfloat16 natively: a CUDA GPU of compute capability 8.0 or
+    later (Ampere, Hopper, ...). Never on a CPU.
+
+    ``torch.cuda.is_bf16_supported()`` is not the test: it is also True on older GPUs (a
+    T4, capability 7.5), which emulate bfloat16 more slowly than float32. Those train in
+    full precision.
+    """
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
 def run_from_args(args: argparse.Namespace) -> None:
