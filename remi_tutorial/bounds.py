@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+from dataclasses import dataclass
 from typing import Callable, Literal, NamedTuple
 
 import torch
@@ -47,14 +48,23 @@ __all__ = [
     "tuba",
     "js",
     "regularizer",
+    "penalized",
+    "dv_penalty",
+    "renwj_penalty",
+    "retuba_penalty",
+    "rejs_penalty",
     "remine",
     "resmile",
     "reinfonce",
     "renwj",
     "retuba",
     "rejs",
-    "BOUNDS",
+    "BoundSpec",
+    "REGISTRY",
     "BOUND_NAMES",
+    "ORIGINAL_NAMES",
+    "bound_spec",
+    "regularized_name",
     "get_bound",
 ]
 
@@ -155,10 +165,16 @@ def validate_inputs(
 # --------------------------------------------------------------------------- the two terms
 
 
+def _pair_count(mask: Tensor, scores: Tensor) -> Tensor:
+    """How many pairs of each score matrix ``mask`` selects: int64 ``[...]`` (or a shape that
+    broadcasts to it), counted on the mask without copying it to the scores' shape."""
+    leading = mask.shape[:-2] if mask.dim() > 2 else ()
+    return mask.expand(*leading, *scores.shape[-2:]).sum((-2, -1))
+
+
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``."""
-    weights = mask.expand_as(values).to(values.dtype)
-    return torch.where(mask, values, 0.0).sum((-2, -1)) / weights.sum((-2, -1))
+    return torch.where(mask, values, 0.0).sum((-2, -1)) / _pair_count(mask, values)
 
 
 def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
@@ -193,7 +209,7 @@ def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
         ``[...]``.
     """
     negative = _every_pair(scores, negative)
-    count = negative.expand_as(scores).sum((-2, -1)).to(scores.dtype)
+    count = _pair_count(negative, scores).to(scores.dtype)
     masked = torch.where(negative, scores, -math.inf)
     return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(count)
 
@@ -356,12 +372,22 @@ def infonce(
 # --------------------------------------------------------------------------- the NWJ family
 
 
+def _clipped(scores: Tensor, tau: float | None) -> Tensor:
+    return scores if tau is None else scores.clamp(-tau, tau)
+
+
+def _check_tau(tau: float | None) -> None:
+    if tau is not None and tau <= 0:
+        raise ValueError(f"tau must be positive (or None for no clipping), got {tau}")
+
+
 def tuba(
     scores: Tensor,
     positive: Tensor,
     negative: Tensor | None = None,
     *,
     log_baseline: float | Tensor = 0.0,
+    tau: float | None = None,
     check: bool = True,
 ) -> Bound:
     """TUBA (Poole et al., 2019, eq. 9) with baseline ``a(y) = exp(log_baseline)``.
@@ -376,21 +402,32 @@ def tuba(
         negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
         log_baseline: ``log a(y)``: a number, or a tensor broadcastable to ``scores``
             (``[M]`` for one baseline per column ``y_j``).
+        tau: clip the scores to ``[-tau, tau]`` in both terms, as Choi & Lee's image
+            code does for ReNWJ and ReTUBA (``tau = 10``); ``None`` (default): no clipping.
+            A clipped bound is bounded, but its gradient vanishes beyond the clip.
         check: run the value checks of :func:`validate_inputs`.
 
     Returns:
-        :class:`Bound` with ``joint = E_P[T]`` and ``marginal = E_Q[e^T / a]``.
+        :class:`Bound` with ``joint = E_P[T]`` and ``marginal = E_Q[e^T / a]`` (of the
+        clipped scores when ``tau`` is set).
     """
+    _check_tau(tau)
     validate_inputs(scores, positive, negative, check_values=check)
-    shifted = scores - log_baseline
-    joint = joint_term(scores, positive)
+    clipped = _clipped(scores, tau)
+    shifted = clipped - log_baseline
+    joint = joint_term(clipped, positive)
     marginal = torch.exp(dv_marginal(shifted, negative))
     mi = 1.0 + joint_term(shifted, positive) - marginal
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
 def nwj(
-    scores: Tensor, positive: Tensor, negative: Tensor | None = None, *, check: bool = True
+    scores: Tensor,
+    positive: Tensor,
+    negative: Tensor | None = None,
+    *,
+    tau: float | None = None,
+    check: bool = True,
 ) -> Bound:
     """NWJ (Nguyen, Wainwright & Jordan, 2010), also called f-MINE: ``E_P[T] - E_Q[e^(T-1)]``.
 
@@ -401,12 +438,13 @@ def nwj(
         scores: float ``[..., N, M]``.
         positive: bool, broadcastable to ``scores``.
         negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        tau: clip the scores to ``[-tau, tau]`` (see :func:`tuba`); ``None``: no clipping.
         check: run the value checks of :func:`validate_inputs`.
 
     Returns:
         :class:`Bound` with ``marginal = E_Q[e^(T-1)]``.
     """
-    return tuba(scores, positive, negative, log_baseline=1.0, check=check)
+    return tuba(scores, positive, negative, log_baseline=1.0, tau=tau, check=check)
 
 
 def js(
@@ -445,10 +483,21 @@ def js(
 
 
 # --------------------------------------------------------------------------- the regularizer
+#
+# A regularized bound is its base bound, trained with a penalty on one of the base bound's
+# terms: ``objective = base objective - alpha * d(term, target)``; it reports the base
+# bound's ``mi``. Each ``*_penalty`` function below returns ``(term, target)`` for one
+# regularized bound; the registry at the end of the module records which base bound and
+# which penalty make each regularized bound, and :mod:`remi_tutorial.stacked` evaluates
+# many estimators through exactly these functions.
 
 
 def regularizer(
-    term: Tensor, target: float, *, alpha: float, distance: Distance = "squared"
+    term: Tensor,
+    target: float | Tensor,
+    *,
+    alpha: float | Tensor,
+    distance: Distance = "squared",
 ) -> Tensor:
     """The penalty of Choi & Lee (2022): ``alpha * d(term, target)``.
 
@@ -457,14 +506,16 @@ def regularizer(
 
     Args:
         term: ``[...]``.
-        target: the value at which the penalty is zero.
-        alpha: the weight, ``>= 0``.
+        target: the value at which the penalty is zero: a number, or a tensor
+            broadcastable to ``term``.
+        alpha: the weight, ``>= 0``: a number, or a tensor broadcastable to ``term`` (one
+            weight per estimator; its values are not checked here).
         distance: ``"squared"``: ``(term - target)^2``; ``"absolute"``: ``|term - target|``.
 
     Returns:
         ``[...]``.
     """
-    if alpha < 0:
+    if not isinstance(alpha, Tensor) and alpha < 0:
         raise ValueError(f"alpha must be non-negative, got {alpha}")
     gap = term - target
     if distance == "squared":
@@ -474,8 +525,104 @@ def regularizer(
     raise ValueError(f"distance must be 'squared' or 'absolute', got {distance!r}")
 
 
-def _penalized(base: Bound, penalty: Tensor) -> Bound:
+def penalized(base: Bound, penalty: Tensor) -> Bound:
+    """``base`` trained with ``penalty``: the objective loses it, the reported ``mi`` does not.
+
+    Args:
+        base: the base bound's :class:`Bound`, fields ``[...]``.
+        penalty: ``[...]``.
+    """
     return base._replace(objective=base.objective - penalty, penalty=penalty)
+
+
+def dv_penalty(
+    scores: Tensor, negative: Tensor | None = None, *, target: float | Tensor = 0.0
+) -> tuple[Tensor, float | Tensor]:
+    """The ``D_ReDV`` penalty's term and target: ``(log E_Q[e^T], C)``, on the raw scores.
+
+    The penalty of ReMINE, ReSMILE (on the *unclipped* scores, so it still pulls them back
+    when every score sits beyond SMILE's clip) and ReInfoNCE (over the negative pairs).
+
+    Args:
+        scores: float ``[..., N, M]``.
+        negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        target: ``C``.
+
+    Returns:
+        ``(term [...], target)``.
+    """
+    return dv_marginal(scores, negative), target
+
+
+def _nwj_family_penalty(
+    scores: Tensor,
+    negative: Tensor | None,
+    *,
+    nwj_shift: float | Tensor,
+    variant: NWJPenaltyVariant,
+) -> tuple[Tensor, float]:
+    """``variant="paper"``: ``(E_Q[e^(T' - 1)], 1)`` with ``T' = T + nwj_shift`` the critic as
+    NWJ sees it, zero at the bound's own optimum. ``"authors_code"``: ``(log E_Q[e^T], 0)``,
+    as Choi & Lee's code penalises ReNWJ and ReTUBA."""
+    if variant == "paper":
+        return nwj_marginal(scores + nwj_shift, negative), 1.0
+    if variant == "authors_code":
+        return dv_marginal(scores, negative), 0.0
+    raise ValueError(f"variant must be 'paper' or 'authors_code', got {variant!r}")
+
+
+def renwj_penalty(
+    scores: Tensor, negative: Tensor | None = None, *, variant: NWJPenaltyVariant = "paper"
+) -> tuple[Tensor, float]:
+    """ReNWJ's penalty term and target, on the raw (unclipped) scores.
+
+    ``"paper"``: ``(E_Q[e^(T-1)], 1)``, the paper's ``D_ReNWJ``, zero at NWJ's optimum.
+    ``"authors_code"``: ``(log E_Q[e^T], 0)``, as Choi & Lee's code does; that target is
+    *not* at NWJ's optimum (there ``log E_Q[e^T] = 1``) and biases the estimate low, but
+    the term is a log-mean-exp, whose gradient does not grow like ``e^(2T)``.
+
+    Returns:
+        ``(term [...], target)``.
+    """
+    return _nwj_family_penalty(scores, negative, nwj_shift=0.0, variant=variant)
+
+
+def retuba_penalty(
+    scores: Tensor,
+    negative: Tensor | None = None,
+    *,
+    log_baseline: float | Tensor = 0.0,
+    variant: NWJPenaltyVariant = "paper",
+) -> tuple[Tensor, float]:
+    """ReTUBA's penalty term and target, on the raw (unclipped) scores.
+
+    ``TUBA(T; a) = NWJ(T + 1 - log a)``, so the paper's penalty on that critic is
+    ``(E_Q[e^T / a], 1)``, zero at TUBA's optimum. ``"authors_code"``: ``(log E_Q[e^T], 0)``,
+    which for ``a = 1`` sits at the same optimum.
+
+    Returns:
+        ``(term [...], target)``.
+    """
+    return _nwj_family_penalty(scores, negative, nwj_shift=1.0 - log_baseline, variant=variant)
+
+
+def rejs_penalty(
+    scores: Tensor, negative: Tensor | None = None, *, variant: NWJPenaltyVariant = "paper"
+) -> tuple[Tensor, float]:
+    """ReJS's penalty term and target.
+
+    ``"paper"``: ``(E_Q[e^T], 1)``. The JS optimum ``T = log dP/dQ`` is NWJ's optimum
+    shifted by one, so this is ``D_ReNWJ``'s ``E_Q[e^(T'-1)]`` at ``T' = T + 1``, zero there.
+    ``"authors_code"``: ``(E_Q[softplus(T)], 1)``, the JS objective's own marginal term, as
+    Choi & Lee's code penalises ReJS: finite at any score scale (``softplus`` grows
+    linearly), where ``e^T`` overflows.
+
+    Returns:
+        ``(term [...], target)``.
+    """
+    if variant == "authors_code":
+        return _masked_mean(F.softplus(scores), _every_pair(scores, negative)), 1.0
+    return _nwj_family_penalty(scores, negative, nwj_shift=1.0, variant=variant)
 
 
 def remine(
@@ -506,7 +653,8 @@ def remine(
         :class:`Bound`.
     """
     base = mine(scores, positive, negative, check=check)
-    return _penalized(base, regularizer(base.marginal, target, alpha=alpha, distance=distance))
+    term, goal = dv_penalty(scores, negative, target=target)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 def resmile(
@@ -532,8 +680,8 @@ def resmile(
         :class:`Bound` reporting SMILE's estimate.
     """
     base = smile(scores, positive, negative, tau=tau, clip=clip, gradient=gradient, check=check)
-    term = dv_marginal(scores, negative)
-    return _penalized(base, regularizer(term, target, alpha=alpha, distance=distance))
+    term, goal = dv_penalty(scores, negative, target=target)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 def reinfonce(
@@ -554,32 +702,8 @@ def reinfonce(
         :class:`Bound` reporting InfoNCE's estimate.
     """
     base = infonce(scores, positive, negative, check=check)
-    term = dv_marginal(scores, negative)
-    return _penalized(base, regularizer(term, target, alpha=alpha, distance=distance))
-
-
-def _nwj_family_penalty(
-    scores_at_nwj_optimum: Tensor,
-    scores: Tensor,
-    negative: Tensor | None,
-    *,
-    alpha: float,
-    distance: Distance,
-    variant: NWJPenaltyVariant,
-) -> Tensor:
-    """The ReNWJ penalty for a critic whose NWJ-parametrised version is the first argument.
-
-    ``"paper"``: ``alpha * d(E_Q[e^(T' - 1)], 1)`` with ``T'`` the critic as NWJ sees it, so
-    the penalty is zero at the bound's own optimum. ``"authors_code"``:
-    ``alpha * d(log E_Q[e^T], 0)`` on the raw critic.
-    """
-    if variant == "paper":
-        return regularizer(
-            nwj_marginal(scores_at_nwj_optimum, negative), 1.0, alpha=alpha, distance=distance
-        )
-    if variant == "authors_code":
-        return regularizer(dv_marginal(scores, negative), 0.0, alpha=alpha, distance=distance)
-    raise ValueError(f"variant must be 'paper' or 'authors_code', got {variant!r}")
+    term, goal = dv_penalty(scores, negative, target=target)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 def renwj(
@@ -587,6 +711,7 @@ def renwj(
     positive: Tensor,
     negative: Tensor | None = None,
     *,
+    tau: float | None = None,
     alpha: float = 0.1,
     distance: Distance = "squared",
     variant: NWJPenaltyVariant = "paper",
@@ -595,14 +720,16 @@ def renwj(
     """ReNWJ: NWJ trained with the penalty ``alpha * d(E_Q[e^(T-1)], 1)`` (paper's D_ReNWJ).
 
     The penalty is zero at NWJ's optimum ``T = 1 + log dP/dQ``, so it does not move it.
-    ``variant="authors_code"`` penalises ``d(log E_Q[e^T], 0)`` instead, as Choi & Lee's
-    public code does; that target is *not* at NWJ's optimum (there ``log E_Q[e^T] = 1``) and
-    biases the estimate low.
+    Choi & Lee's image code differs in two ways, both available here: it penalises
+    ``d(log E_Q[e^T], 0)`` (``variant="authors_code"``, see :func:`renwj_penalty`) and
+    clips the scores of the NWJ terms to ``[-10, 10]`` (``tau=10``); the penalty always
+    sees the raw scores.
 
     Args:
         scores: float ``[..., N, M]``.
         positive: bool, broadcastable to ``scores``.
         negative: bool, broadcastable to ``scores``, or ``None`` for every pair.
+        tau: clip the scores of NWJ's terms (see :func:`tuba`); ``None``: no clipping.
         alpha: the penalty weight.
         distance: ``"squared"`` or ``"absolute"``.
         variant: ``"paper"`` or ``"authors_code"``.
@@ -611,11 +738,9 @@ def renwj(
     Returns:
         :class:`Bound` reporting NWJ's estimate.
     """
-    base = nwj(scores, positive, negative, check=check)
-    penalty = _nwj_family_penalty(
-        scores, scores, negative, alpha=alpha, distance=distance, variant=variant
-    )
-    return _penalized(base, penalty)
+    base = nwj(scores, positive, negative, tau=tau, check=check)
+    term, goal = renwj_penalty(scores, negative, variant=variant)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 def retuba(
@@ -624,6 +749,7 @@ def retuba(
     negative: Tensor | None = None,
     *,
     log_baseline: float | Tensor = 0.0,
+    tau: float | None = None,
     alpha: float = 0.1,
     distance: Distance = "squared",
     variant: NWJPenaltyVariant = "paper",
@@ -631,20 +757,15 @@ def retuba(
 ) -> Bound:
     """ReTUBA: TUBA with the ReNWJ penalty ``alpha * d(E_Q[e^T / a], 1)``.
 
-    Since ``TUBA(T; a) = NWJ(T + 1 - log a)``, the paper's penalty on that critic is
-    ``d(E_Q[e^T / a], 1)``, zero at TUBA's optimum. With ``a = 1`` the authors' code target
-    (``log E_Q[e^T] = 0``) sits at the same point. Parameters as in :func:`tuba` and
-    :func:`renwj`.
+    See :func:`retuba_penalty` for the two variants and :func:`renwj` for the clip.
+    Parameters as in :func:`tuba` and :func:`renwj`.
 
     Returns:
         :class:`Bound` reporting TUBA's estimate.
     """
-    base = tuba(scores, positive, negative, log_baseline=log_baseline, check=check)
-    penalty = _nwj_family_penalty(
-        scores + 1.0 - log_baseline, scores, negative,
-        alpha=alpha, distance=distance, variant=variant,
-    )
-    return _penalized(base, penalty)
+    base = tuba(scores, positive, negative, log_baseline=log_baseline, tau=tau, check=check)
+    term, goal = retuba_penalty(scores, negative, log_baseline=log_baseline, variant=variant)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 def rejs(
@@ -660,41 +781,128 @@ def rejs(
 ) -> Bound:
     """ReJS: the JS bound with the ReNWJ penalty ``alpha * d(E_Q[e^T], 1)``.
 
-    The JS optimum ``T = log dP/dQ`` is NWJ's optimum shifted by one, so the paper's penalty
-    on that critic, ``d(E_Q[e^((T + 1) - 1)], 1)``, is zero there whatever ``report_shift``
-    is (``report_shift`` only changes what is reported). Parameters as in :func:`js` and
-    :func:`renwj`.
+    The JS optimum is NWJ's optimum shifted by one, so the paper's penalty is zero there
+    whatever ``report_shift`` is (``report_shift`` only changes what is reported).
+    ``variant="authors_code"`` penalises ``d(E_Q[softplus(T)], 1)`` instead (see
+    :func:`rejs_penalty`). Parameters as in :func:`js` and :func:`renwj`.
 
     Returns:
         :class:`Bound` reporting JS's estimate.
     """
     base = js(scores, positive, negative, report_shift=report_shift, check=check)
-    penalty = _nwj_family_penalty(
-        scores + 1.0, scores, negative, alpha=alpha, distance=distance, variant=variant
-    )
-    return _penalized(base, penalty)
+    term, goal = rejs_penalty(scores, negative, variant=variant)
+    return penalized(base, regularizer(term, goal, alpha=alpha, distance=distance))
 
 
 # --------------------------------------------------------------------------- the registry
 
-BOUNDS: dict[str, Callable[..., Bound]] = {
-    "mine": mine,
-    "smile": smile,
-    "infonce": infonce,
-    "nwj": nwj,
-    "tuba": tuba,
-    "js": js,
-    "remine": remine,
-    "resmile": resmile,
-    "reinfonce": reinfonce,
-    "renwj": renwj,
-    "retuba": retuba,
-    "rejs": rejs,
-}
-"""The twelve bounds of the paper, keyed by name; six originals, then their regularized versions."""
 
-BOUND_NAMES: tuple[str, ...] = tuple(BOUNDS)
+@dataclass(frozen=True)
+class BoundSpec:
+    """Everything the package states about one bound, in one place.
+
+    Attributes:
+        name: the registry key, e.g. ``"remine"``.
+        label: the printed name, e.g. ``"ReMINE"``.
+        function: the bound, ``(scores, positive, negative=None, *, ..., check=True) -> Bound``.
+        family: ``"dv"`` (built on ``log E_Q[e^T]``: MINE, SMILE, InfoNCE) or ``"nwj"``
+            (built on ``E_Q[e^(T-1)]``: NWJ, TUBA, JS).
+        base: the original bound a regularized bound trains with a penalty (``"mine"`` for
+            ``"remine"``); an original bound's own name.
+        penalty: for a regularized bound, ``(scores, negative, **params) -> (term,
+            target)``, the term its regularizer pulls towards the target; ``None`` for an
+            original bound.
+        optimal_shift: ``c`` such that ``log dP/dQ + c`` is an optimal critic with the
+            default parameters. The DV family is optimal at any ``c`` (0 is also where
+            ReMINE's default target puts it); NWJ's optimum is ``1 + log dP/dQ``; TUBA
+            (``a = 1``) and JS are optimal at ``log dP/dQ``, where JS *reports*
+            ``NWJ(log dP/dQ) = I - 1/e``.
+    """
+
+    name: str
+    label: str
+    function: Callable[..., Bound]
+    family: Literal["dv", "nwj"]
+    base: str
+    penalty: Callable[..., tuple[Tensor, float | Tensor]] | None
+    optimal_shift: float
+
+    @property
+    def regularized(self) -> bool:
+        """Whether the bound is an original bound trained with a penalty."""
+        return self.penalty is not None
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The keyword parameters of :attr:`function` (``check`` aside)."""
+        return _keyword_parameters(self.function)
+
+    @property
+    def penalty_parameters(self) -> tuple[str, ...]:
+        """The keyword parameters of :attr:`penalty` (empty for an original bound)."""
+        return _keyword_parameters(self.penalty) if self.regularized else ()
+
+    def defaults(self) -> dict:
+        """Each of :attr:`parameters` with its default value."""
+        signature = inspect.signature(self.function)
+        return {name: signature.parameters[name].default for name in self.parameters}
+
+
+def _keyword_parameters(function: Callable) -> tuple[str, ...]:
+    return tuple(
+        p.name for p in inspect.signature(function).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "check"
+    )
+
+
+def _spec(label, function, family, base, penalty, optimal_shift) -> BoundSpec:
+    return BoundSpec(function.__name__, label, function, family, base, penalty, optimal_shift)
+
+
+REGISTRY: dict[str, BoundSpec] = {
+    spec.name: spec for spec in (
+        _spec("MINE", mine, "dv", "mine", None, 0.0),
+        _spec("SMILE", smile, "dv", "smile", None, 0.0),
+        _spec("InfoNCE", infonce, "dv", "infonce", None, 0.0),
+        _spec("NWJ", nwj, "nwj", "nwj", None, 1.0),
+        _spec("TUBA", tuba, "nwj", "tuba", None, 0.0),
+        _spec("JS", js, "nwj", "js", None, 0.0),
+        _spec("ReMINE", remine, "dv", "mine", dv_penalty, 0.0),
+        _spec("ReSMILE", resmile, "dv", "smile", dv_penalty, 0.0),
+        _spec("ReInfoNCE", reinfonce, "dv", "infonce", dv_penalty, 0.0),
+        _spec("ReNWJ", renwj, "nwj", "nwj", renwj_penalty, 1.0),
+        _spec("ReTUBA", retuba, "nwj", "tuba", retuba_penalty, 0.0),
+        _spec("ReJS", rejs, "nwj", "js", rejs_penalty, 0.0),
+    )
+}
+"""The twelve bounds of the paper, keyed by name; six originals, then their regularized
+versions in the same order. Every other module reads what a bound is from here."""
+
+BOUND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 """The names :func:`get_bound` accepts, in the paper's order."""
+
+ORIGINAL_NAMES: tuple[str, ...] = tuple(n for n, spec in REGISTRY.items() if not spec.regularized)
+"""The six original bounds, in the paper's order."""
+
+
+def bound_spec(name: str) -> BoundSpec:
+    """The :class:`BoundSpec` of the bound called ``name`` (case-insensitive).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    key = name.lower()
+    if key not in REGISTRY:
+        raise ValueError(f"unknown bound {name!r}; choose one of {', '.join(BOUND_NAMES)}")
+    return REGISTRY[key]
+
+
+def regularized_name(name: str) -> str:
+    """The regularized counterpart of an original bound: ``"mine" -> "remine"``."""
+    spec = bound_spec(name)
+    if spec.regularized:
+        raise ValueError(f"{name!r} is already a regularized bound")
+    return next(n for n, other in REGISTRY.items() if other.regularized and other.base == spec.name)
 
 
 def get_bound(name: str, **params) -> Callable[..., Bound]:
@@ -715,18 +923,11 @@ def get_bound(name: str, **params) -> Callable[..., Bound]:
     Raises:
         ValueError: for an unknown name or a parameter the bound does not take.
     """
-    key = name.lower()
-    if key not in BOUNDS:
-        raise ValueError(f"unknown bound {name!r}; choose one of {', '.join(BOUND_NAMES)}")
-    function = BOUNDS[key]
-    accepted = [
-        p.name for p in inspect.signature(function).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "check"
-    ]
-    unknown = sorted(set(params) - set(accepted))
+    spec = bound_spec(name)
+    unknown = sorted(set(params) - set(spec.parameters))
     if unknown:
         raise ValueError(
-            f"bound {key!r} takes no parameter {', '.join(unknown)}; "
-            f"it takes {', '.join(accepted) or 'none'}"
+            f"bound {spec.name!r} takes no parameter {', '.join(unknown)}; "
+            f"it takes {', '.join(spec.parameters) or 'none'}"
         )
-    return functools.partial(function, **params)
+    return functools.partial(spec.function, **params)

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .bounds import BOUND_NAMES
+from .bounds import BOUND_NAMES, ORIGINAL_NAMES, bound_spec, regularized_name
 
-__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "PAPER_LOSS_LABELS",
+__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR",
            "bound_color", "plot_training",
            "plot_gaussian_benchmark", "EXPLICIT_COLOR", "estimator_color",
            "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
@@ -28,14 +28,9 @@ ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
 TRUTH_COLOR = "black"
 
-PAPER_LOSS_LABELS = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
-                     "tuba": "TUBA", "js": "JS"}
-"""The six original losses in the paper's order, with their printed names."""
-
-
 def bound_color(name: str) -> str:
-    """The paper's colour for a bound name: orange for a regularized one (``re...``), else blue."""
-    return REGULARIZED_COLOR if name.lower().startswith("re") else ORIGINAL_COLOR
+    """The paper's colour for a bound name: orange for a regularized one, else blue."""
+    return REGULARIZED_COLOR if bound_spec(name).regularized else ORIGINAL_COLOR
 
 
 def _smooth(values: pd.Series, window: int) -> pd.Series:
@@ -119,21 +114,16 @@ def plot_gaussian_benchmark(
     if "critic" in table and table.critic.nunique() > 1:
         raise ValueError("plot one critic at a time: select table[table.critic == NAME]")
     sns.set_theme(style="whitegrid", context="notebook")
-    layout = [
-        ["mine", "remine", "smile", "resmile"],
-        ["infonce", "reinfonce", "nwj", "renwj"],
-        ["tuba", "retuba", "js", "rejs"],
-    ]
-    labels = PAPER_LOSS_LABELS
+    pairs = [name for base in ORIGINAL_NAMES for name in (base, regularized_name(base))]
+    layout = [pairs[row * 4:row * 4 + 4] for row in range(3)]
     fig, axes = plt.subplots(3, 4, figsize=(15, 9.5), sharex=True, sharey=True)
     truth = table.groupby("step").true_mi.first()
     top = 1.3 * float(truth.max())
     for row, names in enumerate(layout):
         for column, name in enumerate(names):
             ax = axes[row, column]
-            base = name[2:] if name.startswith("re") else name
-            label = ("Re" + labels[base]) if name.startswith("re") else labels[base]
-            ax.set_title(label, color=bound_color(name))
+            spec = bound_spec(name)
+            ax.set_title(spec.label, color=bound_color(name))
             runs = table[table.estimator == name]
             if runs.empty:
                 ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes)
@@ -146,7 +136,7 @@ def plot_gaussian_benchmark(
                         label="estimate (smoothed)")
             ax.step(truth.index, truth.to_numpy(), where="post", color=TRUTH_COLOR,
                     linewidth=1.2, label="true MI")
-            if base == "infonce":
+            if spec.base == "infonce":
                 ax.axhline(math.log(batch_size), color=TRUTH_COLOR, linestyle=":",
                            linewidth=1.2, label=f"log {batch_size}")
                 ax.legend(loc="upper left", fontsize="small")
@@ -348,12 +338,12 @@ def plot_image_benchmark(
     if curves.empty:
         raise ValueError("the table is empty: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
-    losses, labels = list(PAPER_LOSS_LABELS), PAPER_LOSS_LABELS
     fig, axes = plt.subplots(2, 3, figsize=(10.5, 6.5), sharex=True, sharey=True)
-    for ax, base in zip(axes.flat, losses):
-        ax.set_title(f"{labels[base]} vs Re{labels[base]}")
+    for ax, base in zip(axes.flat, ORIGINAL_NAMES):
+        pair = [bound_spec(name) for name in (base, regularized_name(base))]
+        ax.set_title(f"{pair[0].label} vs {pair[1].label}")
         notes = []
-        for name, label in ((base, labels[base]), ("re" + base, "Re" + labels[base])):
+        for name, label in ((spec.name, spec.label) for spec in pair):
             color = bound_color(name)
             for index, (_, run) in enumerate(curves[curves.loss == name].groupby("seed")):
                 ax.plot(run.epoch, run[value], color=color, linewidth=1.4, alpha=0.8,
@@ -411,7 +401,8 @@ def plot_image_accuracy(
     if runs.empty:
         raise ValueError("the table is empty: nothing to plot")
     sns.set_theme(style="whitegrid", context="notebook")
-    losses, labels = list(PAPER_LOSS_LABELS), list(PAPER_LOSS_LABELS.values())
+    losses = ORIGINAL_NAMES
+    labels = [bound_spec(name).label for name in losses]
     fig, ax = plt.subplots(figsize=(9, 4.2))
     for offset, regularized in ((-0.17, False), (0.17, True)):
         color = REGULARIZED_COLOR if regularized else ORIGINAL_COLOR

@@ -6,10 +6,8 @@
   and scores one shared batch with batched matrix products (``torch.baddbmm``/``torch.bmm``),
   returning ``scores [E, N, M]``;
 * :func:`stack_bounds` evaluates ``E`` bounds of :mod:`remi_tutorial.bounds` on those scores
-  in one pass: the few quantities every bound is made of (``E_P[T]``, ``log E_Q[e^T]``, the
-  clipped and row-wise variants, the Jensen-Shannon objective) are computed once for all
-  ``E`` score matrices and combined with per-estimator coefficient tensors, so a training
-  step has no Python loop over estimators.
+  with the bounds' own functions, grouped: one call per base bound and one per penalty,
+  however many estimators and seeds (see :class:`StackedBound`).
 
 :func:`remi_tutorial.train.train` trains such a pair like a single estimator (the loss is the
 sum of the ``E`` losses; each estimator's parameters get their own gradient) and records a
@@ -21,24 +19,20 @@ one-estimator versions compute: ``tests/test_stacked.py`` checks them against
 from __future__ import annotations
 
 import functools
-import inspect
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from .bounds import (
     BOUND_NAMES,
-    BOUNDS,
+    REGISTRY,
     Bound,
-    _every_pair,
-    _fgan_js,
-    _masked_mean,
-    _row_log_mean_exp,
-    dv_marginal,
+    bound_spec,
     get_bound,
-    joint_term,
+    penalized,
+    regularizer,
     validate_inputs,
 )
 from .critics import ConcatCritic, SeparableCritic, mlp
@@ -238,74 +232,37 @@ class StackedConcatCritic(nn.Module):
 
 # --------------------------------------------------------------------------- the bound
 
-_DV_FAMILY = ("mine", "smile", "infonce", "remine", "resmile", "reinfonce")
-_NWJ_BASE = {"nwj": "nwj", "tuba": "tuba", "js": "js", "renwj": "nwj", "retuba": "tuba",
-             "rejs": "js"}
+
+@dataclass(frozen=True)
+class _Group:
+    """Estimators evaluated by one call of one function of :mod:`remi_tutorial.bounds`."""
+
+    function: Callable
+    params: tuple[tuple[str, object], ...]
+    members: tuple[int, ...]
+    alphas: tuple[float, ...] = ()
+    distance: str = "squared"
 
 
-def _resolved_params(name: str, params: Mapping) -> dict:
-    """The keyword parameters of bound ``name``: its defaults updated with ``params``."""
-    get_bound(name, **params)  # raises ValueError for an unknown name or parameter
-    signature = inspect.signature(BOUNDS[name])
-    resolved = {
-        p.name: p.default for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "check"
-    }
-    resolved.update(params)
-    return resolved
+def _frozen(params: Mapping) -> tuple[tuple[str, object], ...]:
+    return tuple(sorted(params.items()))
 
 
-def _coefficients(name: str, params: dict) -> dict[str, float]:
-    """How estimator ``name`` combines the shared quantities (see :class:`StackedBound`)."""
-    regularized = name.startswith("re")
-    alpha = float(params.get("alpha", 0.0)) if regularized else 0.0
-    if alpha < 0:
-        raise ValueError(f"alpha must be non-negative, got {alpha} for {name!r}")
-    distance = params.get("distance", "squared")
-    if distance not in ("squared", "absolute"):
-        raise ValueError(f"distance must be 'squared' or 'absolute', got {distance!r}")
-    row = dict(
-        nwj_family=0.0, shift=0.0, clip_joint=0.0, tau=math.inf, row_marginal=0.0,
-        trains_js=0.0, regularized=float(regularized), alpha=alpha,
-        absolute=float(distance == "absolute"), penalty_exp=0.0, penalty_shift=0.0,
-        target=float(params.get("target", 0.0)),
-    )
-    if name in _DV_FAMILY:
-        if name.endswith("smile"):
-            if params["tau"] <= 0:
-                raise ValueError(f"tau must be positive, got {params['tau']} for {name!r}")
-            if params["clip"] not in ("both", "marginal"):
-                raise ValueError(f"clip must be 'both' or 'marginal', got {params['clip']!r}")
-            if params["gradient"] not in ("dv", "js"):
-                raise ValueError(f"gradient must be 'dv' or 'js', got {params['gradient']!r}")
-            row.update(tau=float(params["tau"]), clip_joint=float(params["clip"] == "both"),
-                       trains_js=float(params["gradient"] == "js"))
-        if name.endswith("infonce"):
-            row.update(row_marginal=1.0)
-        return row
-    # The NWJ family: every member reports 1 + E_P[T] - shift - E_Q[e^(T - shift)].
-    base = _NWJ_BASE[name]
-    if base == "tuba":
-        log_baseline = params["log_baseline"]
-        if isinstance(log_baseline, Tensor):
-            raise ValueError("stacked bounds take a number log_baseline, not a tensor")
-        shift = float(log_baseline)
-    elif base == "nwj":
-        shift = 1.0
-    else:
-        shift = 1.0 - float(params["report_shift"])
-    row.update(nwj_family=1.0, shift=shift, trains_js=float(base == "js"))
-    if regularized:
-        variant = params["variant"]
-        if variant == "paper":
-            # d(E_Q[e^(T' - 1)], 1) with T' the critic as NWJ sees it (see bounds.py).
-            penalty_shift = {"nwj": 1.0, "tuba": shift, "js": 0.0}[base]
-            row.update(penalty_exp=1.0, penalty_shift=penalty_shift, target=1.0)
-        elif variant == "authors_code":
-            row.update(target=0.0)
-        else:
-            raise ValueError(f"variant must be 'paper' or 'authors_code', got {variant!r}")
-    return row
+def _select(params: Mapping, names: Sequence[str]) -> dict:
+    return {name: params[name] for name in names if name in params}
+
+
+def _resolved(name: str, params: Mapping) -> dict:
+    """Bound ``name``'s keyword parameters: its defaults updated with ``params``, checked by
+    the bound itself on a tiny score matrix (so a bad value fails here, not mid-training)."""
+    bound = get_bound(name, **params)  # raises ValueError for an unknown name or parameter
+    for key, value in params.items():
+        if isinstance(value, Tensor):
+            raise ValueError(f"stacked bounds take numbers as parameters; {name!r} got a tensor "
+                             f"{key} (e.g. a per-column log_baseline): call the bound per estimator")
+    eye = torch.eye(2, dtype=torch.bool)
+    bound(torch.zeros(2, 2), eye, ~eye)
+    return {**bound_spec(name).defaults(), **params}
 
 
 def _rows(mask: Tensor | None, index: Tensor) -> Tensor | None:
@@ -316,50 +273,77 @@ def _rows(mask: Tensor | None, index: Tensor) -> Tensor | None:
 
 
 class StackedBound:
-    """``E`` bounds evaluated on ``scores [E, N, M]`` in one pass; see :func:`stack_bounds`.
+    """``E`` bounds evaluated on ``scores [E, N, M]`` by the functions of
+    :mod:`remi_tutorial.bounds`, grouped; see :func:`stack_bounds`.
 
-    With ``J = E_P[T]`` and ``D = log E_Q[e^T]`` (computed for all ``E``), ``J_c`` and
-    ``D_c`` their values on the clipped scores, ``R`` InfoNCE's row-wise marginal and ``JS``
-    the f-GAN objective (each computed only for the estimators that use it, selected by
-    index tensors fixed at construction), estimator ``e`` reports
-
-    * DV family: ``joint = J_c if clip_joint else J``, ``marginal = R`` for InfoNCE, ``D_c``
-      for SMILE, ``D`` otherwise, ``mi = joint - marginal`` (for InfoNCE computed pair by
-      pair, as :func:`~remi_tutorial.bounds.infonce` does);
-    * NWJ family: ``joint = J``, ``marginal = exp(D - shift)``, ``mi = 1 + J - shift -
-      marginal``;
-
-    trains ``(JS if trains_js else mi) - penalty`` and penalises
-    ``alpha * d(exp(D - penalty_shift) if penalty_exp else D, target)``.
+    A regularized bound is its base bound plus a penalty (the registry,
+    :data:`~remi_tutorial.bounds.REGISTRY`, says which). The estimators whose base bound and
+    base parameters agree (MINE and ReMINE, say) form one group: one call of the base
+    bound on their ``[k, N, M]`` scores. The regularized estimators whose penalty function
+    and parameters agree (ReMINE, ReSMILE and ReInfoNCE share ``dv_penalty``) form one
+    penalty group: one call of the penalty function and one
+    :func:`~remi_tutorial.bounds.regularizer` with a weight per estimator. So the twelve
+    bounds cost six base calls and four penalty calls, whatever the number of seeds, and
+    there is no second implementation of any bound.
     """
 
-    _SUBSETS = ("clipped", "row_marginal", "trains_js")
-
     def __init__(self, names: Sequence[str], params: Sequence[Mapping]):
-        self.names = tuple(names)
-        rows = [_coefficients(name, _resolved_params(name, estimator_params))
-                for name, estimator_params in zip(self.names, params, strict=True)]
-        self._table = {key: torch.tensor([row[key] for row in rows], dtype=torch.float64)
-                       for key in rows[0]}
-        self._subsets = {
-            "clipped": [e for e, row in enumerate(rows) if math.isfinite(row["tau"])],
-            "row_marginal": [e for e, row in enumerate(rows) if row["row_marginal"]],
-            "trains_js": [e for e, row in enumerate(rows) if row["trains_js"]],
-        }
-        self._cache: dict[tuple, dict[str, Tensor]] = {}
+        specs = [bound_spec(name) for name in names]
+        self.names = tuple(spec.name for spec in specs)
+        resolved = [_resolved(spec.name, p) for spec, p in zip(specs, params, strict=True)]
+        base_groups: dict[tuple, list[int]] = {}
+        penalty_groups: dict[tuple, list[int]] = {}
+        for index, (spec, values) in enumerate(zip(specs, resolved)):
+            base = REGISTRY[spec.base]
+            key = (base.name, _frozen(_select(values, base.parameters)))
+            base_groups.setdefault(key, []).append(index)
+            if spec.regularized:
+                penalty_params = _select(values, spec.penalty_parameters)
+                key = (spec.penalty, _frozen(penalty_params), values["distance"])
+                penalty_groups.setdefault(key, []).append(index)
+        self._base_groups = [
+            _Group(REGISTRY[name].function, params, tuple(members))
+            for (name, params), members in base_groups.items()
+        ]
+        self._penalty_groups = [
+            _Group(function, params, tuple(members),
+                   tuple(float(resolved[e]["alpha"]) for e in members), distance)
+            for (function, params, distance), members in penalty_groups.items()
+        ]
+        self._base_order = [e for group in self._base_groups for e in group.members]
+        self._penalty_order = [e for group in self._penalty_groups for e in group.members]
+        self._cache: dict[tuple, dict] = {}
 
-    def _on(self, like: Tensor) -> dict[str, Tensor]:
+    def _indices(self, like: Tensor) -> dict:
+        """Index and weight tensors on the device and dtype of ``like`` (made once)."""
         key = (like.device, like.dtype)
         if key not in self._cache:
-            coefficients = {name: values.to(like.device, like.dtype)
-                            for name, values in self._table.items()}
-            for flag in ("nwj_family", "clip_joint", "row_marginal", "trains_js",
-                         "regularized", "absolute", "penalty_exp"):
-                coefficients[flag] = coefficients[flag].bool()
-            for subset, members in self._subsets.items():
-                coefficients[subset] = torch.tensor(members, dtype=torch.long, device=like.device)
-            self._cache[key] = coefficients
+            def tensor(values, dtype=torch.long):
+                return torch.tensor(values, dtype=dtype, device=like.device)
+            in_order = self._base_order == sorted(self._base_order)
+            self._cache[key] = {
+                "base_order": None if in_order else tensor(self._base_order),
+                "inverse": None if in_order else tensor(
+                    [self._base_order.index(e) for e in range(len(self.names))]),
+                "penalty_order": tensor(self._penalty_order),
+                "alpha": tensor([a for g in self._penalty_groups for a in g.alphas], like.dtype),
+            }
         return self._cache[key]
+
+    @staticmethod
+    def _split(tensor: Tensor | None, order: Tensor | None, groups: list[_Group]) -> list:
+        """``tensor``'s estimators rearranged by ``order`` and split into ``groups``.
+
+        One ``index_select`` and one ``split``: their backward is one ``cat`` and one
+        ``index_add``, however many groups (indexing each group separately would add a
+        full-size zero gradient per group). A mask shared by every estimator is passed as it is.
+        """
+        sizes = [len(group.members) for group in groups]
+        if tensor is None or (tensor.dim() < 3 or tensor.shape[0] == 1):
+            return [tensor] * len(groups)
+        if order is not None:
+            tensor = tensor.index_select(0, order)
+        return list(tensor.split(sizes))
 
     def __call__(
         self, scores: Tensor, positive: Tensor, negative: Tensor | None = None, *,
@@ -371,58 +355,33 @@ class StackedBound:
                 f"scores must have shape [E, N, M] with E = {len(self.names)} estimators, "
                 f"got {tuple(scores.shape)}"
             )
-        c = self._on(scores)
-        joint = joint_term(scores, positive)
-        dv = dv_marginal(scores, negative)
-        dv_joint, dv_marginal_term = joint, dv
-        if self._subsets["clipped"]:  # SMILE: the same terms on clipped scores
-            index = c["clipped"]
-            tau = c["tau"].index_select(0, index)[:, None, None]
-            clipped = torch.clamp(scores.index_select(0, index), -tau, tau)
-            clipped_joint = joint.index_copy(
-                0, index, joint_term(clipped, _rows(positive, index))
-            )
-            dv_joint = torch.where(c["clip_joint"], clipped_joint, joint)
-            dv_marginal_term = dv.index_copy(
-                0, index, dv_marginal(clipped, _rows(negative, index))
-            )
-        dv_mi = dv_joint - dv_marginal_term
-        if self._subsets["row_marginal"]:  # InfoNCE: one log-mean-exp per row
-            index = c["row_marginal"]
-            rows = scores.index_select(0, index)
-            rows_positive, rows_negative = _rows(positive, index), _rows(negative, index)
-            candidates = _every_pair(rows, rows_negative) | rows_positive
-            row_weights = rows_positive.expand_as(rows).sum(-1).to(scores.dtype)
-            row_log_mean_exp = _row_log_mean_exp(rows, candidates)  # [k, N]
-            row_marginal = (row_weights * row_log_mean_exp).sum(-1) / row_weights.sum(-1)
-            dv_marginal_term = dv_marginal_term.index_copy(0, index, row_marginal)
-            # As in bounds.infonce: each pair's own difference keeps the log N cap exact.
-            dv_mi = dv_mi.index_copy(
-                0, index, _masked_mean(rows - row_log_mean_exp[..., None], rows_positive)
-            )
-
-        zero = torch.zeros_like(dv)
-        # exp() only where it is used, so an unused branch cannot overflow into a NaN gradient.
-        nwj_marginal = torch.exp(torch.where(c["nwj_family"], dv - c["shift"], zero))
-        reported_joint = torch.where(c["nwj_family"], joint, dv_joint)
-        marginal = torch.where(c["nwj_family"], nwj_marginal, dv_marginal_term)
-        mi = torch.where(c["nwj_family"], 1.0 + joint - c["shift"] - nwj_marginal, dv_mi)
-
-        term = torch.where(
-            c["penalty_exp"],
-            torch.exp(torch.where(c["penalty_exp"], dv - c["penalty_shift"], zero)),
-            dv,
-        )
-        gap = term - c["target"]
-        distance = torch.where(c["absolute"], gap.abs(), gap.square())
-        penalty = torch.where(c["regularized"], c["alpha"] * distance, zero)
-        objective = mi
-        if self._subsets["trains_js"]:  # JS, and SMILE as Song & Ermon train it
-            index = c["trains_js"]
-            objective = mi.index_copy(0, index, _fgan_js(
-                scores.index_select(0, index), _rows(positive, index), _rows(negative, index)
-            ))
-        return Bound(mi, objective - penalty, reported_joint, marginal, penalty)
+        indices = self._indices(scores)
+        groups, order = self._base_groups, indices["base_order"]
+        results = [
+            group.function(group_scores, group_positive, group_negative, check=False,
+                           **dict(group.params))
+            for group, group_scores, group_positive, group_negative in zip(
+                groups, self._split(scores, order, groups), self._split(positive, order, groups),
+                self._split(negative, order, groups))
+        ]
+        fields = [torch.cat([getattr(result, field) for result in results])
+                  for field in ("mi", "objective", "joint", "marginal")]
+        if indices["inverse"] is not None:
+            fields = [value.index_select(0, indices["inverse"]) for value in fields]
+        mi, objective, joint, marginal = fields
+        penalty = torch.zeros_like(mi)
+        if self._penalty_groups:
+            groups, order = self._penalty_groups, indices["penalty_order"]
+            alphas = indices["alpha"].split([len(group.members) for group in groups])
+            weighted = []
+            for group, alpha, group_scores, group_negative in zip(
+                groups, alphas, self._split(scores, order, groups),
+                self._split(negative, order, groups),
+            ):
+                term, target = group.function(group_scores, group_negative, **dict(group.params))
+                weighted.append(regularizer(term, target, alpha=alpha, distance=group.distance))
+            penalty = penalty.index_copy(0, order, torch.cat(weighted))
+        return penalized(Bound(mi, objective, joint, marginal, penalty), penalty)
 
     def __repr__(self) -> str:
         return f"stack_bounds({list(self.names)!r})"
@@ -431,7 +390,7 @@ class StackedBound:
 def stack_bounds(
     bounds: Sequence[str | functools.partial], params: Mapping[str, Mapping] | None = None
 ) -> StackedBound:
-    """``E`` bounds of :mod:`remi_tutorial.bounds`, one per estimator, evaluated in one pass.
+    """``E`` bounds of :mod:`remi_tutorial.bounds`, one per estimator, evaluated together.
 
     Example::
 
@@ -448,12 +407,12 @@ def stack_bounds(
             which carry their own parameters.
         params: bound name -> its keyword parameters (as for
             :func:`~remi_tutorial.bounds.get_bound`), for the estimators given by name.
-            TUBA's ``log_baseline`` must be a number.
+            Parameters must be numbers or strings (TUBA's ``log_baseline`` too).
 
     Returns:
         A callable ``(scores [E, N, M], positive, negative=None, *, check=True) -> Bound``
         whose fields have shape ``[E]`` and equal, estimator by estimator, what the
-        single bound returns on ``scores[e]``.
+        single bound returns on ``scores[e]`` (:class:`StackedBound` says how).
 
     Raises:
         ValueError: for an unknown name, a parameter a bound does not take, or a bad value.
@@ -464,13 +423,14 @@ def stack_bounds(
         raise ValueError(f"parameters given for unknown bounds {', '.join(unknown)}")
     if not bounds:
         raise ValueError("stack_bounds needs at least one bound")
+    functions = {spec.function: spec.name for spec in REGISTRY.values()}
     names, estimator_params = [], []
     for bound in bounds:
         if isinstance(bound, str):
             names.append(bound.lower())
             estimator_params.append(params.get(bound.lower(), {}))
-        elif isinstance(bound, functools.partial) and bound.func in BOUNDS.values():
-            names.append(bound.func.__name__)
+        elif isinstance(bound, functools.partial) and bound.func in functions:
+            names.append(functions[bound.func])
             estimator_params.append(dict(bound.keywords))
         else:
             raise ValueError(

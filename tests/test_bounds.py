@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from remi_tutorial import bounds
-from remi_tutorial.bounds import BOUND_NAMES, get_bound
+from remi_tutorial.bounds import (
+    BOUND_NAMES,
+    ORIGINAL_NAMES,
+    REGISTRY,
+    bound_spec,
+    get_bound,
+    regularized_name,
+)
 from remi_tutorial.tasks import (
     contrastive_masks,
     gaussian_log_density_ratio,
@@ -14,7 +21,8 @@ from remi_tutorial.tasks import (
     sample_gaussian,
 )
 
-ORIGINALS = ("mine", "smile", "infonce", "nwj", "tuba", "js")
+ORIGINALS = ORIGINAL_NAMES
+REGULARIZED = tuple(regularized_name(name) for name in ORIGINALS)
 
 
 def random_problem(n=6, m=6, seed=0, dtype=torch.float32):
@@ -263,7 +271,7 @@ def test_js_gradient_is_the_gradient_of_the_js_bound():
 def test_regularized_bound_reports_its_base_bounds_mi(name):
     scores, positive, negative = random_problem()
     base = get_bound(name)(scores, positive, negative)
-    regularized = get_bound("re" + name, alpha=0.5)(scores, positive, negative)
+    regularized = get_bound(regularized_name(name), alpha=0.5)(scores, positive, negative)
     assert torch.allclose(regularized.mi, base.mi)
     assert torch.allclose(regularized.objective, base.objective - regularized.penalty)
 
@@ -280,7 +288,7 @@ def _on_target_scores(name, n=6):
 @pytest.mark.parametrize("name", ORIGINALS)
 def test_regularized_bound_has_zero_penalty_on_target(name):
     scores, positive, negative = _on_target_scores(name)
-    result = get_bound("re" + name, alpha=1.0)(scores, positive, negative)
+    result = get_bound(regularized_name(name), alpha=1.0)(scores, positive, negative)
     assert float(result.penalty) == pytest.approx(0.0, abs=1e-12)
 
 
@@ -288,7 +296,7 @@ def test_regularized_bound_has_zero_penalty_on_target(name):
 def test_regularized_bound_has_nonzero_penalty_gradient_off_target(name):
     scores, positive, negative = _on_target_scores(name)
     scores = (scores + 0.7).requires_grad_()
-    penalty = get_bound("re" + name, alpha=1.0)(scores, positive, negative).penalty
+    penalty = get_bound(regularized_name(name), alpha=1.0)(scores, positive, negative).penalty
     (gradient,) = torch.autograd.grad(penalty, scores)
     assert float(penalty.detach()) > 0
     assert gradient[negative].abs().sum() > 1e-3
@@ -384,7 +392,8 @@ def test_unknown_bound_parameter_raises_value_error():
 
 def test_there_are_twelve_bounds_six_of_them_regularized():
     assert len(BOUND_NAMES) == 12
-    assert sorted(BOUND_NAMES) == sorted([*ORIGINALS, *("re" + name for name in ORIGINALS)])
+    assert sorted(BOUND_NAMES) == sorted([*ORIGINALS, *REGULARIZED])
+    assert [bound_spec(name).regularized for name in BOUND_NAMES] == [False] * 6 + [True] * 6
 
 
 def test_mask_shape_mismatch_raises_value_error():
@@ -439,3 +448,141 @@ def test_unknown_smile_clip_raises_value_error():
     scores, positive, negative = random_problem()
     with pytest.raises(ValueError, match="clip must be"):
         bounds.smile(scores, positive, negative, clip="joint")
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@pytest.mark.parametrize("name", REGULARIZED)
+def test_regularized_bound_takes_its_base_and_penalty_parameters_and_the_weight(name):
+    spec = bound_spec(name)
+    base = bound_spec(spec.base)
+    expected = {*base.parameters, *spec.penalty_parameters, "alpha", "distance"}
+    assert set(spec.parameters) == expected
+
+
+@pytest.mark.parametrize("name", REGULARIZED)
+def test_regularized_bound_is_its_base_bound_minus_the_registered_penalty(name):
+    spec = bound_spec(name)
+    scores, positive, negative = random_problem(dtype=torch.float64)
+    params = dict(alpha=0.7, distance="squared")
+    result = spec.function(scores, positive, negative, **params)
+    base = bound_spec(spec.base).function(scores, positive, negative)
+    term, target = spec.penalty(scores, negative)
+    torch.testing.assert_close(result.mi, base.mi)
+    torch.testing.assert_close(result.penalty, 0.7 * (term - target) ** 2)
+    torch.testing.assert_close(result.objective, base.objective - result.penalty)
+
+
+@pytest.mark.parametrize("name", BOUND_NAMES)
+def test_registered_optimal_shift_is_a_stationary_point_of_the_objective(name, optimal_gaussian_scores):
+    # At log dP/dQ + optimal_shift the objective's derivative along a constant shift of the
+    # critic is zero (up to sampling noise): the registry states where each optimum sits.
+    scores, _ = optimal_gaussian_scores
+    positive, negative = paired_masks(scores.shape[0])
+    shift = torch.tensor(bound_spec(name).optimal_shift, dtype=scores.dtype, requires_grad=True)
+    objective = get_bound(name)(scores + shift, positive, negative).objective
+    (slope,) = torch.autograd.grad(objective, shift)
+    assert abs(float(slope)) < 0.03
+
+
+@pytest.mark.parametrize("name", ["nwj", "tuba", "js", *REGULARIZED])
+def test_objective_that_pins_the_constant_is_not_stationary_one_nat_from_its_optimum(
+    name, optimal_gaussian_scores
+):
+    scores, _ = optimal_gaussian_scores
+    positive, negative = paired_masks(scores.shape[0])
+    shift = torch.tensor(bound_spec(name).optimal_shift + 1.0, dtype=scores.dtype,
+                         requires_grad=True)
+    objective = get_bound(name)(scores + shift, positive, negative).objective
+    (slope,) = torch.autograd.grad(objective, shift)
+    assert abs(float(slope)) > 0.1
+
+
+def test_labels_are_the_papers_names():
+    assert [REGISTRY[name].label for name in BOUND_NAMES] == [
+        "MINE", "SMILE", "InfoNCE", "NWJ", "TUBA", "JS",
+        "ReMINE", "ReSMILE", "ReInfoNCE", "ReNWJ", "ReTUBA", "ReJS",
+    ]
+
+
+@pytest.mark.parametrize("name", BOUND_NAMES)
+def test_families_follow_the_representation_each_bound_is_built_on(name):
+    expected = "dv" if bound_spec(name).base in ("mine", "smile", "infonce") else "nwj"
+    assert bound_spec(name).family == expected
+
+
+def test_regularized_name_pairs_each_original_with_its_counterpart():
+    assert [regularized_name(name) for name in ORIGINALS] == [
+        "remine", "resmile", "reinfonce", "renwj", "retuba", "rejs"]
+
+
+def test_regularized_name_of_a_regularized_bound_raises():
+    with pytest.raises(ValueError, match="already a regularized bound"):
+        regularized_name("remine")
+
+
+def test_bound_spec_of_an_unknown_name_raises_value_error_listing_the_names():
+    with pytest.raises(ValueError, match="unknown bound 'mime'; choose one of mine"):
+        bound_spec("mime")
+
+
+# --------------------------------------------------------------------------- the authors' forms
+
+
+def test_nwj_with_tau_clips_the_scores_of_both_terms():
+    scores = torch.tensor([[12.0, -15.0], [3.0, 11.0]])
+    positive, negative = paired_masks(2)
+    clipped = bounds.nwj(scores, positive, negative, tau=10.0)
+    # by hand: joint = (10 + 10) / 2 = 10; marginal = (e^(-10 - 1) + e^(3 - 1)) / 2
+    marginal = (math.exp(-11.0) + math.exp(2.0)) / 2
+    assert float(clipped.joint) == pytest.approx(10.0)
+    assert float(clipped.marginal) == pytest.approx(marginal, rel=1e-6)
+    assert float(clipped.mi) == pytest.approx(10.0 - marginal, rel=1e-6)
+
+
+def test_tuba_with_tau_equals_tuba_of_the_clipped_scores():
+    scores, positive, negative = random_problem()
+    scores = 8.0 * scores
+    clipped = bounds.tuba(scores, positive, negative, tau=2.0, log_baseline=0.3)
+    reference = bounds.tuba(scores.clamp(-2.0, 2.0), positive, negative, log_baseline=0.3)
+    assert all(torch.allclose(a, b) for a, b in zip(clipped, reference))
+
+
+def test_renwj_clips_its_terms_but_penalizes_the_raw_scores():
+    scores = torch.tensor([[12.0, 20.0], [14.0, 11.0]])
+    positive, negative = paired_masks(2)
+    result = bounds.renwj(scores, positive, negative, tau=10.0, alpha=0.5,
+                          variant="authors_code")
+    log_mean_exp = math.log((math.exp(20.0) + math.exp(14.0)) / 2)  # raw marginal scores
+    assert float(result.penalty) == pytest.approx(0.5 * log_mean_exp**2, rel=1e-6)
+    assert float(result.mi) == pytest.approx(10.0 - math.exp(9.0), rel=1e-6)
+
+
+def test_rejs_authors_code_penalty_is_softplus_mean_minus_one_squared():
+    scores = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
+    positive, negative = paired_masks(2)
+    result = bounds.rejs(scores, positive, negative, alpha=0.3, variant="authors_code")
+    softplus_mean = (math.log1p(math.exp(2.0)) + math.log1p(math.exp(-1.0))) / 2
+    assert float(result.penalty) == pytest.approx(0.3 * (softplus_mean - 1.0) ** 2, rel=1e-6)
+
+
+def test_rejs_authors_code_penalty_is_finite_where_the_paper_form_overflows():
+    scores = torch.full((4, 4), 200.0)
+    positive, negative = paired_masks(4)
+    paper = bounds.rejs(scores, positive, negative, alpha=0.1)
+    authors = bounds.rejs(scores, positive, negative, alpha=0.1, variant="authors_code")
+    assert not torch.isfinite(paper.objective)
+    assert float(authors.penalty) == pytest.approx(0.1 * 199.0**2, rel=1e-5)
+
+
+def test_retuba_authors_code_penalty_targets_log_mean_exp_zero():
+    scores, positive, negative = random_problem()
+    result = bounds.retuba(scores, positive, negative, alpha=0.4, variant="authors_code")
+    assert torch.allclose(result.penalty, 0.4 * bounds.dv_marginal(scores, negative) ** 2)
+
+
+def test_non_positive_tau_of_the_nwj_family_raises_value_error():
+    scores, positive, negative = random_problem()
+    with pytest.raises(ValueError, match="tau must be positive"):
+        bounds.nwj(scores, positive, negative, tau=0.0)

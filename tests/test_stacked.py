@@ -79,8 +79,9 @@ PARAMETER_SETS = {
     "authors_code_penalty": {
         "smile": dict(tau=1.0, clip="both", gradient="dv"),
         "resmile": dict(tau=1.5, clip="both", gradient="dv", alpha=0.3, distance="absolute"),
-        "renwj": dict(alpha=2.0, variant="authors_code"),
-        "retuba": dict(alpha=0.5, variant="authors_code"),
+        "nwj": dict(tau=1.0),
+        "renwj": dict(alpha=2.0, variant="authors_code", tau=1.5),
+        "retuba": dict(alpha=0.5, variant="authors_code", tau=2.0),
         "rejs": dict(alpha=0.7, variant="authors_code", distance="absolute"),
     },
 }

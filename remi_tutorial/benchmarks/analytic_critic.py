@@ -19,23 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..bounds import get_bound
+from ..bounds import BOUND_NAMES, bound_spec, get_bound
 from ..tasks import gaussian_log_density_ratio, gaussian_rho, paired_masks, sample_gaussian
 
 __all__ = [
-    "OPTIMAL_SHIFT",
     "estimates_at_analytic_critic",
     "batch_size_summary",
 ]
-
-OPTIMAL_SHIFT: dict[str, float] = {
-    "mine": 0.0, "smile": 0.0, "infonce": 0.0, "nwj": 1.0, "tuba": 0.0, "js": 0.0,
-    "remine": 0.0, "resmile": 0.0, "reinfonce": 0.0, "renwj": 1.0, "retuba": 0.0, "rejs": 0.0,
-}
-"""Bound name -> ``c`` such that ``log dP/dQ + c`` is its optimal critic, with the package's
-default parameters. The DV family is optimal at any ``c``; ``0`` is also where ReMINE's
-default target ``C = 0`` puts it. NWJ's optimum is ``1 + log dP/dQ``. TUBA (baseline 1) and
-JS are optimal at ``log dP/dQ``, where JS *reports* ``NWJ(log dP/dQ) = I - 1/e``."""
 
 
 def estimates_at_analytic_critic(
@@ -60,14 +50,14 @@ def estimates_at_analytic_critic(
     (:func:`~remi_tutorial.tasks.paired_masks`). Every bound sees the same batches.
 
     Args:
-        bounds: bound names from :data:`OPTIMAL_SHIFT` (default parameters).
+        bounds: bound names (with their default parameters).
         batch_sizes: the batch sizes ``B``, each at least 2.
         mi: the true MI in nats.
         dim: the dimension of ``x`` and ``y``.
         repeats: independent batches per batch size.
         seed: seeds the batches.
-        shifts: bound name -> the constant added to ``log dP/dQ``; defaults to
-            :data:`OPTIMAL_SHIFT`.
+        shifts: bound name -> the constant added to ``log dP/dQ``; by default each bound's
+            :attr:`~remi_tutorial.bounds.BoundSpec.optimal_shift`.
         dtype: the dtype of samples and scores.
         device: where the samples are drawn and scored (default: the CPU).
 
@@ -75,10 +65,7 @@ def estimates_at_analytic_critic(
         Columns ``bound, batch_size, repeat, estimate, true_mi``; one row per bound, batch
         size and repeat.
     """
-    shifts = dict(OPTIMAL_SHIFT if shifts is None else shifts)
-    unknown = [name for name in bounds if name not in shifts]
-    if unknown:
-        raise ValueError(f"no optimal-critic shift for {', '.join(unknown)}; pass shifts=")
+    shifts = {name: bound_spec(name).optimal_shift for name in bounds} | dict(shifts or {})
     if repeats < 1:
         raise ValueError(f"repeats must be positive, got {repeats}")
     functions = {name: get_bound(name) for name in bounds}
@@ -133,7 +120,7 @@ def batch_size_summary(table: pd.DataFrame) -> pd.DataFrame:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m remi_tutorial.benchmarks analytic-critic``."""
     parser.add_argument("--bounds", nargs="+", default=["mine", "nwj"],
-                        choices=tuple(OPTIMAL_SHIFT), metavar="BOUND")
+                        choices=BOUND_NAMES, metavar="BOUND")
     parser.add_argument("--batch-sizes", type=int, nargs="+",
                         default=[8, 16, 32, 64, 128, 256, 512])
     parser.add_argument("--mi", type=float, default=4.0, help="true MI in nats (default 4)")

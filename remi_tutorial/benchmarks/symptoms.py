@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..bounds import Bound, get_bound
+from ..bounds import Bound, bound_spec, get_bound
 from ..critics import ConcatCritic, OneHotTableCritic
 from ..stacked import StackedConcatCritic, stack_bounds
 from ..tasks import one_hot_batches
@@ -316,7 +316,7 @@ def main(args: argparse.Namespace) -> None:
     setting = SETTINGS[args.setting]
     params = {} if args.alpha is None else {"alpha": args.alpha}
     bounds = {
-        name: get_bound(name, **(params if name.lower().startswith("re") else {}))
+        name: get_bound(name, **(params if bound_spec(name).regularized else {}))
         for name in args.bounds
     }
     print(f"{args.setting}: {setting}")

@@ -18,16 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..bounds import ORIGINAL_NAMES, bound_spec
 from .image_runs import RUNS_FILE, format_number, read_results
 from .paper_table1 import paper_table1
 
-__all__ = ["LOSS_ORDER", "summarize_runs", "render_table1", "render_paper_table1", "add_arguments", "main"]
+__all__ = ["summarize_runs", "render_table1", "render_paper_table1", "add_arguments", "main"]
 
-LOSS_ORDER: tuple[str, ...] = ("mine", "smile", "infonce", "nwj", "tuba", "js")
-"""The rows of Table 1 within a benchmark and dataset, in the paper's order."""
-
-_LOSS_LABELS = {"mine": "MINE", "smile": "SMILE", "infonce": "InfoNCE", "nwj": "NWJ",
-                "tuba": "TUBA", "js": "JS"}
 _DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits"}
 _BENCHMARK_ORDER = ("supervised", "contrastive")
 _SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr", "width", "embed_dim")
@@ -132,23 +128,23 @@ def render_table1(
         shown).
     """
     summary = summarize_runs(runs, alpha=alpha)
-    summary = summary[summary.loss.isin(LOSS_ORDER)]
+    summary = summary[summary.loss.isin(ORIGINAL_NAMES)]
     if summary.empty:
-        raise ValueError(f"no run of a loss of Table 1 ({', '.join(LOSS_ORDER)} and their "
+        raise ValueError(f"no run of a loss of Table 1 ({', '.join(ORIGINAL_NAMES)} and their "
                          f"regularized versions)")
     published = paper_table1().set_index(["benchmark", "dataset", "loss", "variant"])
     rows = []
     present = summary[["benchmark", "dataset", "loss"]].drop_duplicates()
     present = present.assign(
         _b=present.benchmark.map(_BENCHMARK_ORDER.index),
-        _l=present.loss.map(LOSS_ORDER.index),
+        _l=present.loss.map(ORIGINAL_NAMES.index),
     ).sort_values(["_b", "dataset", "_l"])
     for benchmark, dataset, loss in present[["benchmark", "dataset", "loss"]].itertuples(index=False):
         cell = summary[(summary.benchmark == benchmark) & (summary.dataset == dataset) & (summary.loss == loss)]
         row = {
             ("benchmark", ""): benchmark,
             ("dataset", ""): _DATASET_LABELS.get(dataset, dataset),
-            ("loss", ""): _LOSS_LABELS[loss],
+            ("loss", ""): bound_spec(loss).label,
             ("true MI", ""): f"{cell.true_mi.iloc[0]:.{decimals}f}",
         }
         for variant in ("original", "regularized"):
@@ -207,7 +203,7 @@ def render_paper_table1(benchmark: str | None = None, *, decimals: int = 3) -> p
         published = published[published.benchmark == benchmark]
     rows = {}
     for row in published.itertuples(index=False):
-        key = (row.benchmark, _DATASET_LABELS[row.dataset], _LOSS_LABELS[row.loss])
+        key = (row.benchmark, _DATASET_LABELS[row.dataset], bound_spec(row.loss).label)
         cells = rows.setdefault(key, {})
         cells[("MI estimate (paper's Table 1)", row.variant)] = _mean_std(row.mi_mean, row.mi_std, decimals)
         cells[("test accuracy (paper's Table 1)", row.variant)] = _mean_std(
