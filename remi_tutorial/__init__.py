@@ -10,11 +10,15 @@ Modules:
     critics  networks that score every pair of a batch
     tasks    problems with a known MI, and the masks of each benchmark
     train    one training loop for every critic, bound and task
+    ksg      the Kraskov-Stoegbauer-Grassberger nearest-neighbour estimate, a reference
+    diagnose read a training history and name its symptoms
 """
 
 from .bounds import BOUND_NAMES, Bound, get_bound
 from .critics import ConcatCritic, SeparableCritic
-from .tasks import Batch, gaussian_batches, gaussian_mi, gaussian_rho
+from .diagnose import Diagnosis, diagnose
+from .ksg import ksg_mi
+from .tasks import MI_TASKS, Batch, gaussian_batches, gaussian_mi, gaussian_rho, mi_task
 from .train import TrainResult, train
 
 __all__ = [
@@ -23,6 +27,11 @@ __all__ = [
     "get_bound",
     "ConcatCritic",
     "SeparableCritic",
+    "Diagnosis",
+    "diagnose",
+    "ksg_mi",
+    "MI_TASKS",
+    "mi_task",
     "Batch",
     "gaussian_batches",
     "gaussian_mi",

@@ -1,16 +1,20 @@
 """Critics: networks that score every pair of a batch, ``(x [N, dx], y [M, dy]) -> [N, M]``.
 
 ``scores[i, j] = T(x_i, y_j)`` is the input of every bound in :mod:`remi_tutorial.bounds`.
+The image benchmarks' critic, :class:`ImageCritic`, scores the pairs of one batch of images
+``[B, C, H, W]``: (image, class) pairs from a network's logits, or (image, image) pairs from
+the dot products of its embeddings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["mlp", "SeparableCritic", "ConcatCritic", "OneHotTableCritic"]
+__all__ = ["mlp", "SeparableCritic", "ConcatCritic", "OneHotTableCritic", "ImageCritic"]
 
 
 def mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int) -> nn.Sequential:
@@ -148,3 +152,44 @@ class OneHotTableCritic(nn.Module):
         pair = x.argmax(-1)[:, None] * self.y_classes + y.argmax(-1)[None, :]  # [N, M]
         scores = table.flatten(-2).index_select(-1, pair.flatten())
         return scores.unflatten(-1, pair.shape)
+
+
+class ImageCritic(nn.Module):
+    """The critic of an image benchmark: a network's logits, or its embeddings' dot products.
+
+    * ``kind="logits"`` (supervised benchmark): ``scores [B, K] = network(images)``, the
+      score of each (image, class) pair.
+    * ``kind="dot"`` (contrastive benchmark): ``scores [B, B] = z z^T`` with
+      ``z = network(images)``, the score of each pair of images.
+
+    With ``amp=True`` the network's ``features`` run under bfloat16 autocast (on the device
+    of the images); the final layer and the dot products run in float32, so the scores that
+    enter ``exp`` in a bound are float32. bfloat16 has float32's range, so no loss scaling
+    is needed.
+
+    Args:
+        network: a module with ``features`` and ``head``
+            (:class:`~remi_tutorial.networks.ResNet18`,
+            :class:`~remi_tutorial.networks.SmallConvNet`).
+        kind: ``"logits"`` or ``"dot"``.
+        amp: use mixed precision for the features.
+    """
+
+    def __init__(self, network: nn.Module, kind: Literal["logits", "dot"], *, amp: bool = False):
+        super().__init__()
+        if kind not in ("logits", "dot"):
+            raise ValueError(f"kind must be 'logits' or 'dot', got {kind!r}")
+        self.network = network
+        self.kind = kind
+        self.amp = amp
+
+    def embed(self, images: Tensor) -> Tensor:
+        """``[B, C, H, W] -> [B, D]``: the network's float32 output."""
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            features = self.network.features(images)
+        return self.network.head(features.float())
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``[B, C, H, W] -> scores [B, K]`` (logits) or ``[B, B]`` (dot)."""
+        outputs = self.embed(images)
+        return outputs if self.kind == "logits" else outputs @ outputs.T

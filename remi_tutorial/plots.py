@@ -321,11 +321,10 @@ def plot_image_benchmark(
     which step (a run that diverged at its first step has no curve at all).
 
     Args:
-        curves: rows of ``image_curves.csv`` from
-            :func:`remi_tutorial.benchmarks.image_runs.run_sweep` (columns ``loss, seed,
+        curves: training curves from
+            :func:`remi_tutorial.benchmarks.image_cells.run_sweep` (columns ``loss, seed,
             epoch`` and ``value``) for one benchmark and dataset.
-        runs: the matching rows of ``image_runs.csv`` (columns ``loss, diverged_at``), or
-            ``None``.
+        runs: the matching summary rows (columns ``loss, diverged_at``), or ``None``.
         value: the column to draw: ``"mi"``, ``"joint"``, ``"marginal"`` or ``"penalty"``.
         truth: the true value, drawn as a black dashed line (``H(Y)`` for ``"mi"``).
         ylim: the y range; default from -1 to 1.25 times ``truth`` (or the data's range).
@@ -387,8 +386,9 @@ def plot_image_accuracy(
     """Each loss's test accuracy, original beside regularized, one dot per seed.
 
     Args:
-        runs: rows of ``image_runs.csv`` for one benchmark and dataset (columns ``loss,
-            base_loss, regularized, seed, test_accuracy``).
+        runs: summary rows of :func:`remi_tutorial.benchmarks.image_cells.run_sweep` for one
+            benchmark and dataset (columns ``loss, base_loss, regularized, seed,
+            test_accuracy``).
         chance: the accuracy of guessing, drawn as a dotted line.
         reference: another accuracy to draw as a dashed line (e.g. an untrained network's).
         reference_label: its legend label.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.torch_version import TorchVersion
 from tqdm import TqdmWarning
 
 with warnings.catch_warnings():
@@ -36,7 +37,7 @@ with warnings.catch_warnings():
 from .bounds import Bound
 from .tasks import Batch
 
-__all__ = ["TrainResult", "HISTORY_FIELDS", "train", "default_device"]
+__all__ = ["TrainResult", "HISTORY_FIELDS", "train", "make_adam", "default_device"]
 
 HISTORY_FIELDS: tuple[str, ...] = Bound._fields
 """The per-step columns ``train`` records besides ``step`` and ``true_mi``."""
@@ -73,6 +74,67 @@ def _tidy(records: torch.Tensor, true_mis: list[float]) -> pd.DataFrame:
         table.insert(0, "estimator", np.tile(np.arange(estimators), steps))
     table.insert(0, "step", np.repeat(np.arange(steps), estimators))
     return table
+
+
+class _Records:
+    """What a run has recorded: the checked chunks on the host, the current chunk on the device.
+
+    A step writes its :class:`~remi_tutorial.bounds.Bound` as one tensor ``[5, *estimators]``
+    into a device buffer of ``check_every`` rows (allocated at the first step, when its shape
+    is known), so it never waits for the device; :meth:`copy_chunk` brings a chunk to the host.
+    """
+
+    def __init__(self, check_every: int, rows: list[torch.Tensor], true_mis: list[float]):
+        self.check_every = check_every
+        self.rows = rows  # the kept chunks, on the host: [steps_i, 5, *estimators] each
+        self.true_mis = true_mis  # one per step trained, kept or not
+        self._buffer: torch.Tensor | None = None  # [check_every, 5, *estimators]
+
+    def write(self, offset: int, result: Bound, true_mi: float) -> None:
+        """Record step ``offset`` of the current chunk."""
+        record = torch.stack(result).detach()
+        if self._buffer is None:
+            self._buffer = record.new_empty(self.check_every, *record.shape)
+        self._buffer[offset] = record
+        self.true_mis.append(true_mi)
+
+    def copy_chunk(self, chunk: int) -> torch.Tensor:
+        """The current chunk's first ``chunk`` records, on the host: ``[chunk, 5, *estimators]``."""
+        return self._buffer[:chunk].to("cpu", copy=True)
+
+    def history(self) -> pd.DataFrame:
+        return _tidy(torch.cat(self.rows), self.true_mis)
+
+
+def _training_step(
+    critic: nn.Module,
+    bound: Callable[..., Bound],
+    batch: Batch,
+    optimizer: torch.optim.Optimizer | None,
+    *,
+    check: bool,
+) -> Bound:
+    """Score ``batch``, evaluate the bound and, with an optimizer, take one step on its loss."""
+    result = bound(critic(*batch.inputs), batch.positive, batch.negative, check=check)
+    if optimizer is not None:
+        optimizer.zero_grad(set_to_none=True)
+        # Estimators stacked along leading dimensions have separate parameters, so the
+        # gradient of the sum is each one's own gradient.
+        result.loss.sum().backward()
+        optimizer.step()
+    return result
+
+
+def _finite_steps(recorded: torch.Tensor) -> int:
+    """How many steps of a chunk ``[chunk, 5, *estimators]``, from its first, have a finite
+    objective for every estimator.
+
+    Divergence is a non-finite loss. Other fields may be infinite while training is sound: JS
+    reports NWJ, which is -inf once e^T overflows, while it trains on the finite JS objective.
+    """
+    objectives = recorded[:, HISTORY_FIELDS.index("objective")].reshape(len(recorded), -1)
+    finite = torch.isfinite(objectives).all(dim=1)
+    return len(recorded) if bool(finite.all()) else int((~finite).nonzero()[0])
 
 
 def train(
@@ -120,7 +182,7 @@ def train(
             run resumes from it; it is rewritten every ``checkpoint_every`` steps and at the
             end. A run that diverges leaves it at its last good state. Resuming gives
             exactly the uninterrupted run when ``batches(step)`` depends only on ``step``
-            (as :class:`~remi_tutorial.images.ImageBatches` does; a stream with hidden
+            (as :class:`~remi_tutorial.datasets.ImageBatches` does; a stream with hidden
             state, such as :func:`~remi_tutorial.tasks.gaussian_batches`, continues with
             other samples).
         checkpoint_every: steps between checkpoints; defaults to ``check_every``.
@@ -142,16 +204,13 @@ def train(
         )
     if optimizer is None and any(p.requires_grad for p in critic.parameters()):
         optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
-    buffer: torch.Tensor | None = None  # [check_every, 5, *estimators], allocated at step 0
-    rows: list[torch.Tensor] = []
-    true_mis: list[float] = []
-    start = 0
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if checkpoint.exists():
-            start, rows, true_mis = _load_checkpoint(checkpoint, critic, optimizer)
-            if start > steps:
-                raise ValueError(f"{checkpoint} holds {start} steps, more than steps={steps}")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    start, rows, true_mis = 0, [], []
+    if checkpoint is not None and checkpoint.exists():
+        start, rows, true_mis = _load_checkpoint(checkpoint, critic, optimizer)
+        if start > steps:
+            raise ValueError(f"{checkpoint} holds {start} steps, more than steps={steps}")
+    records = _Records(check_every, rows, true_mis)
     last_good = copy.deepcopy(critic.state_dict())
     diverged_at = None
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress, leave=False)
@@ -163,65 +222,42 @@ def train(
         chunk = min(check_every, steps - step, until_checkpoint)
         for offset in range(chunk):
             batch = batches(step + offset)
-            scores = critic(*batch.inputs)
-            first = step + offset == start
-            result = bound(scores, batch.positive, batch.negative, check=first)
-            if optimizer is not None:
-                optimizer.zero_grad(set_to_none=True)
-                # Estimators stacked along leading dimensions have separate parameters, so
-                # the gradient of the sum is each one's own gradient.
-                result.loss.sum().backward()
-                optimizer.step()
-            record = torch.stack(result).detach()
-            if buffer is None:
-                buffer = record.new_empty(check_every, *record.shape)
-            buffer[offset] = record
-            true_mis.append(batch.true_mi)
-        recorded = buffer[:chunk].to("cpu", copy=True)
-        # Divergence is a non-finite loss. Other fields may be infinite while training is
-        # sound: JS reports NWJ, which is -inf once e^T overflows, while it trains on the
-        # finite JS objective.
-        objectives = recorded[:, HISTORY_FIELDS.index("objective")].reshape(chunk, -1)
-        finite_rows = torch.isfinite(objectives).all(dim=1)
-        if bool(finite_rows.all()):
-            rows.append(recorded)
+            result = _training_step(critic, bound, batch, optimizer, check=step + offset == start)
+            records.write(offset, result, batch.true_mi)
+        recorded = records.copy_chunk(chunk)
+        finite = _finite_steps(recorded)
+        records.rows.append(recorded[:finite])
+        if finite == chunk:
             last_good = copy.deepcopy(critic.state_dict())
         else:
-            first_bad = int((~finite_rows).nonzero()[0])
-            rows.append(recorded[:first_bad])
-            diverged_at = step + first_bad
+            diverged_at = step + finite
             critic.load_state_dict(last_good)
         step += chunk
         if checkpoint is not None and diverged_at is None and (
             step % checkpoint_every == 0 or step == steps
         ):
-            _save_checkpoint(checkpoint, critic, optimizer, rows, true_mis, step)
+            _save_checkpoint(checkpoint, critic, optimizer, records, step)
         bar.update(chunk)
-        if len(rows[-1]):
-            bar.set_postfix(mi=f"{float(rows[-1][-1, 0].mean()):.3f}")
+        if finite:
+            bar.set_postfix(mi=f"{float(recorded[finite - 1, 0].mean()):.3f}")
     bar.close()
 
-    history = _tidy(torch.cat(rows), true_mis)
     if diverged_at is None:
-        message = f"finished {steps} steps"
-        if start:
-            message += f" (resumed from step {start})"
+        message = f"finished {steps} steps" + (f" (resumed from step {start})" if start else "")
     else:
         message = (
-            f"stopped at step {diverged_at}: the bound became non-finite; kept "
-            f"{len(true_mis[:diverged_at])} steps of history and the weights of the last "
-            "finite check"
+            f"stopped at step {diverged_at}: the bound became non-finite; kept {diverged_at} "
+            "steps of history and the weights of the last finite check"
         )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return TrainResult(history, diverged_at, message)
+    return TrainResult(records.history(), diverged_at, message)
 
 
 def _save_checkpoint(
     path: Path,
     critic: nn.Module,
     optimizer: torch.optim.Optimizer | None,
-    rows: list[torch.Tensor],
-    true_mis: list[float],
+    records: _Records,
     step: int,
 ) -> None:
     """Write the run's state to ``path`` atomically: a kill leaves the old file or the new one."""
@@ -229,8 +265,8 @@ def _save_checkpoint(
         "step": step,
         "critic": critic.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "records": torch.cat(rows),
-        "true_mis": list(true_mis),
+        "records": torch.cat(records.rows),
+        "true_mis": list(records.true_mis),
         "cpu_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
     }
@@ -259,6 +295,25 @@ def _load_checkpoint(
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return state["step"], [state["records"]], list(state["true_mis"])
+
+
+def make_adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel (one kernel updates every weight) where the installed torch
+    has one for the parameters' device: on CUDA, and on the CPU from torch 2.4 on; elsewhere
+    Adam's default implementation.
+
+    The fused and the default update are the same formula but round differently, so a run's
+    last digits depend on which one it got (:func:`train`'s default optimizer is the default one).
+
+    Args:
+        parameters: the weights to update, e.g. ``critic.parameters()``.
+        lr: the learning rate.
+    """
+    parameters = list(parameters)
+    devices = {parameter.device.type for parameter in parameters}
+    fused_on_cpu = TorchVersion(torch.__version__) >= (2, 4)
+    fused = bool(devices) and devices <= ({"cuda", "cpu"} if fused_on_cpu else {"cuda"})
+    return torch.optim.Adam(parameters, lr=lr, fused=fused or None)
 
 
 def default_device() -> torch.device:

@@ -5,7 +5,7 @@ logits, batch 10, Adam) with each pipeline, on the same device in one process, a
 images per second, the forward arithmetic per image, and what one paper-size CIFAR-10
 supervised cell (40 epochs of 50,000 images) would take at that rate: an estimate from the
 measured rate, not a measured cell. The images are random tensors of CIFAR's shape
-(:func:`remi_tutorial.benchmarks.image_runs.training_throughput`); the arithmetic does not
+(:func:`remi_tutorial.benchmarks.image_cells.training_throughput`); the arithmetic does not
 depend on their content.
 
     python scripts/bench_images.py --threads 1        # 20 timed steps per pipeline
@@ -20,8 +20,11 @@ import platform
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from remi_tutorial.benchmarks.image_runs import image_configs, training_throughput
-from remi_tutorial.images import ImageCritic, ResNet18
+from remi_tutorial.benchmarks.image_cells import training_throughput
+from remi_tutorial.benchmarks.image_config import image_configs
+from remi_tutorial.benchmarks.supervised import SUPERVISED
+from remi_tutorial.critics import ImageCritic
+from remi_tutorial.networks import ResNet18
 from remi_tutorial.train import default_device
 
 CIFAR10_TRAIN_IMAGES = 50_000
@@ -51,7 +54,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     rates = {}
     for stem in ("cifar", "imagenet"):
-        config = image_configs("supervised", "cifar10", losses=["mine"], stem=stem, amp=args.amp)[0]
+        config = image_configs(SUPERVISED, "cifar10", losses=["mine"], stem=stem, amp=args.amp)[0]
         if stem == "cifar":
             print(f"device: {device} ({name}); torch {torch.__version__}; "
                   f"{torch.get_num_threads()} CPU threads; amp {'on' if args.amp else 'off'}")

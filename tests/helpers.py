@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from remi_tutorial.benchmarks.image_runs import run_image_cell
-from remi_tutorial.images import ImageBatches
+from remi_tutorial.benchmarks.image_cells import run_image_cell
+from remi_tutorial.datasets import ImageBatches
 
 
 class ExplodingCritic(torch.nn.Module):
@@ -48,3 +48,33 @@ def killed_and_resumed_cell(config, data, checkpoint_dir, monkeypatch, *, steps_
     monkeypatch.setattr(ImageBatches, "__call__", original_call)
     resumed = run_image_cell(config, data, checkpoint_dir=checkpoint_dir, progress=False)
     return uninterrupted, resumed
+
+
+def counted_accuracy(critic, dataset):
+    """The test accuracy of an image critic, counted by hand on the whole (small) dataset in
+    eval mode: the argmax of the logits, or the label of the training image with the largest
+    dot product (1-nearest neighbour)."""
+    was_training = critic.training
+    critic.eval()
+    with torch.no_grad():
+        if critic.kind == "logits":
+            predicted = critic(dataset.test_images).argmax(1)
+        else:
+            reference = critic.embed(dataset.train_images)
+            predicted = dataset.train_labels[(critic.embed(dataset.test_images) @ reference.T).argmax(1)]
+    critic.train(was_training)
+    return int((predicted == dataset.test_labels).sum()) / len(dataset.test_labels)
+
+
+def unpaired_batches(batches, epochs):
+    """How many batches of the first ``epochs`` epochs of ``batches``' data order, before any
+    repair, hold no two images with the same label: counted one batch at a time."""
+    count = 0
+    for epoch in range(epochs):
+        order, _ = ImageBatches(batches.images, batches.labels, batches.num_classes,
+                                masks=batches.masks, batch_size=batches.batch_size,
+                                seed=batches.seed).epoch_order(epoch)
+        for row in order:
+            labels = batches.labels[row].tolist()
+            count += len(set(labels)) == len(labels)
+    return count

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from remi_tutorial.critics import ConcatCritic, SeparableCritic, mlp
+from remi_tutorial.critics import ConcatCritic, ImageCritic, SeparableCritic, mlp
+from remi_tutorial.networks import SmallConvNet
 
 
 def test_concat_critic_equals_its_mlp_on_explicitly_concatenated_pairs():
@@ -35,3 +36,26 @@ def test_mlp_has_the_requested_widths():
 def test_concat_critic_without_hidden_layer_raises_value_error():
     with pytest.raises(ValueError, match="at least one hidden layer"):
         ConcatCritic(2, 2, hidden_dims=())
+
+
+def test_dot_critic_scores_are_the_gram_matrix_of_the_embedding():
+    critic = ImageCritic(SmallConvNet(None), "dot").eval()
+    images = torch.randn(5, 1, 8, 8)
+    embedding = critic.embed(images)
+    assert torch.allclose(critic(images), embedding @ embedding.T)
+
+
+def test_logit_critic_scores_are_the_networks_logits():
+    network = SmallConvNet(10).eval()
+    images = torch.randn(5, 1, 8, 8)
+    assert torch.equal(ImageCritic(network, "logits")(images), network(images))
+
+
+def test_mixed_precision_critic_returns_float32_scores_close_to_full_precision():
+    torch.manual_seed(0)
+    network = SmallConvNet(None).eval()
+    images = torch.randn(6, 1, 8, 8)
+    full = ImageCritic(network, "dot")(images)
+    mixed = ImageCritic(network, "dot", amp=True)(images)
+    assert mixed.dtype == torch.float32
+    assert torch.allclose(mixed, full, rtol=0.05)

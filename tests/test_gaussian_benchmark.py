@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -10,29 +11,29 @@ import torch
 from remi_tutorial.benchmarks.__main__ import main as cli
 from remi_tutorial.benchmarks.gaussian import (
     TABLE_COLUMNS,
-    gaussian_bound_params,
-    load_result,
+    GaussianBenchmarkConfig,
     run_gaussian_benchmark,
     stage_summary,
 )
-from remi_tutorial.bounds import BOUND_NAMES, get_bound
+from remi_tutorial.benchmarks.tables import load_table
+from remi_tutorial.bounds import BOUND_NAMES, bound_spec, get_bound
 from remi_tutorial.tasks import gaussian_batches, gaussian_mi, gaussian_rho
 
 matplotlib.use("Agg")
 
-TINY = dict(dim=3, batch_size=8, hidden_dims=(8,), embed_dim=4, lr=1e-2, progress=False)
 
-
-def tiny_run(**changes):
-    settings = dict(TINY, levels=(1.0, 2.0, 3.0), stage_steps=4, estimators="mine,remine,nwj")
-    settings.update(changes)
-    return run_gaussian_benchmark(**settings)
+@pytest.fixture
+def tiny_run(tiny_gaussian):
+    """``tiny_run(**changes)``: the tiny config with ``changes``, run without a progress bar."""
+    def run(**changes):
+        return run_gaussian_benchmark(dataclasses.replace(tiny_gaussian, **changes), progress=False)
+    return run
 
 
 # --------------------------------------------------------------------------- the task
 
 
-def test_staircase_gives_each_stage_its_level():
+def test_staircase_gives_each_stage_its_level(tiny_run):
     table = tiny_run()
     stages = table.groupby("stage").true_mi.agg(["min", "max"])
     assert stages["min"].tolist() == [1.0, 2.0, 3.0]
@@ -40,8 +41,8 @@ def test_staircase_gives_each_stage_its_level():
     assert (table.stage == table.step // 4).all()
 
 
-def test_table_has_one_row_per_estimator_seed_and_step():
-    table = tiny_run(seeds=2)
+def test_table_has_one_row_per_estimator_seed_and_step(tiny_run):
+    table = tiny_run(seeds=[0, 1])
     assert list(table.columns) == list(TABLE_COLUMNS)
     assert len(table) == 3 * 2 * 12
     counts = table.groupby(["estimator", "seed"]).step.agg(list)
@@ -66,7 +67,7 @@ def test_samples_have_the_correlation_of_their_stage():
 
 
 @pytest.mark.parametrize("critic", ["separable", "concat"])
-def test_batched_training_equals_sequential_training_in_float64(critic):
+def test_batched_training_equals_sequential_training_in_float64(tiny_run, critic):
     settings = dict(critic=critic, seeds=[0, 3], estimators="all", dtype=torch.float64,
                     check_every=5)
     batched = tiny_run(batched=True, **settings)
@@ -83,15 +84,15 @@ def test_batched_training_equals_sequential_training_in_float64(critic):
                                    err_msg=field)
 
 
-def test_batched_training_equals_sequential_training_in_float32_over_a_few_dozen_steps():
-    settings = dict(seeds=1, estimators="all", stage_steps=12, dim=20, batch_size=64,
+def test_batched_training_equals_sequential_training_in_float32_over_a_few_dozen_steps(tiny_run):
+    settings = dict(seeds=[0], estimators="all", stage_steps=12, dim=20, batch_size=64,
                     hidden_dims=(256, 256), embed_dim=32, lr=5e-4)
     batched = tiny_run(batched=True, **settings)
     sequential = tiny_run(batched=False, **settings)
     np.testing.assert_allclose(batched.mi, sequential.mi, atol=2e-3)
 
 
-def test_estimators_of_a_seed_start_alike_and_see_the_same_batches():
+def test_estimators_of_a_seed_start_alike_and_see_the_same_batches(tiny_run):
     table = tiny_run(estimators="mine,remine", seeds=[0, 1])
     first = table[table.step == 0].set_index(["seed", "estimator"])
     # At step 0 ReMINE and MINE score the same batch with the same weights.
@@ -114,8 +115,8 @@ def test_stage_summary_computes_bias_variance_and_mse_of_each_stage():
     assert summary.samples.tolist() == [2, 2]
 
 
-def test_stage_summary_mse_is_squared_bias_plus_variance():
-    summary = stage_summary(tiny_run(seeds=2))
+def test_stage_summary_mse_is_squared_bias_plus_variance(tiny_run):
+    summary = stage_summary(tiny_run(seeds=[0, 1]))
     np.testing.assert_allclose(summary.mse, summary.bias**2 + summary.variance, rtol=1e-9)
     assert (summary.samples == 2 * 4).all()
 
@@ -128,33 +129,84 @@ def test_stage_summary_rejects_a_table_without_estimates():
 # --------------------------------------------------------------------------- settings
 
 
-def test_default_bound_params_are_accepted_by_every_bound():
-    params = gaussian_bound_params()
-    assert set(params) == set(BOUND_NAMES)
-    for name, values in params.items():
+BOUND_PARAMETERS = tuple(dict.fromkeys(
+    parameter for name in BOUND_NAMES for parameter in bound_spec(name).parameters))
+"""Every keyword parameter of the twelve bounds."""
+
+DISTINCT_VALUES = dict(alpha=0.37, target=0.25, distance="absolute", variant="authors_code",
+                       tau=7.5, clip="both", gradient="dv", log_baseline=0.3, report_shift=0.2)
+"""A valid value of each bound parameter that differs from the config's default."""
+
+
+def test_every_bound_parameter_is_a_config_field_of_the_same_name():
+    fields = {field.name for field in dataclasses.fields(GaussianBenchmarkConfig)}
+    assert set(BOUND_PARAMETERS) == set(DISTINCT_VALUES)
+    assert set(BOUND_PARAMETERS) <= fields
+
+
+@pytest.mark.parametrize("parameter", sorted(DISTINCT_VALUES))
+def test_a_field_reaches_exactly_the_bounds_that_take_it(parameter):
+    value = DISTINCT_VALUES[parameter]
+    params = GaussianBenchmarkConfig(**{parameter: value}).bound_params()
+    default = GaussianBenchmarkConfig().bound_params()
+    for name in BOUND_NAMES:
+        if parameter in bound_spec(name).parameters:
+            assert params[name][parameter] == value, name
+            assert default[name][parameter] != value, name
+        else:
+            assert parameter not in params[name], name
+    changed = {name for name in BOUND_NAMES if params[name] != default[name]}
+    assert changed == {name for name in BOUND_NAMES if parameter in bound_spec(name).parameters}
+
+
+def test_an_override_wins_for_its_bound_only():
+    config = GaussianBenchmarkConfig(alpha=1.0,
+                                     overrides={"ReSMILE": {"alpha": 0.1, "clip": "both"}})
+    params = config.bound_params()
+    assert params["resmile"]["alpha"] == 0.1 and params["resmile"]["clip"] == "both"
+    assert params["remine"]["alpha"] == 1.0 and params["smile"]["clip"] == "marginal"
+
+
+def test_bound_params_are_those_of_the_config_estimators_and_accepted_by_their_bounds():
+    params = GaussianBenchmarkConfig(estimators="rejs,mine").bound_params()
+    assert list(params) == ["rejs", "mine"]
+    for name, values in GaussianBenchmarkConfig().bound_params().items():
         get_bound(name, **values)
 
 
-def test_default_regularizer_weight_is_the_authors_gaussian_weight():
-    params = gaussian_bound_params()
-    assert {params[name]["alpha"] for name in BOUND_NAMES if name.startswith("re")} == {1.0}
-
-
-def test_default_smile_is_song_and_ermons_variant():
-    assert gaussian_bound_params()["smile"] == dict(tau=5.0, clip="marginal", gradient="js")
+def test_defaults_are_the_authors_gaussian_setting():
+    config = GaussianBenchmarkConfig()
+    params = config.bound_params()
+    assert config.estimators == BOUND_NAMES and config.seeds == (0,)
+    assert config.levels == (2.0, 4.0, 6.0, 8.0, 10.0) and config.steps == 20_000
+    assert {params[name]["alpha"] for name in BOUND_NAMES if bound_spec(name).regularized} == {1.0}
+    # SMILE as Song & Ermon published it; the NWJ family unclipped.
+    assert params["smile"] == dict(tau=5.0, clip="marginal", gradient="js")
+    assert {params[name]["tau"] for name in ("nwj", "tuba", "renwj", "retuba")} == {None}
 
 
 @pytest.mark.parametrize("bad, match", [
     (dict(estimators="mine,mime"), "unknown estimators"),
     (dict(estimators="mine,mine"), "must not repeat"),
+    (dict(estimators=()), "unknown estimators"),
     (dict(critic="bilinear"), "critic must be one of"),
     (dict(levels=()), "levels"),
     (dict(stage_steps=0), "stage_steps"),
-    (dict(seeds=0), "seeds"),
+    (dict(seeds=()), "seeds"),
+    (dict(seeds=3), "seeds must list distinct seeds"),
+    (dict(seeds=(1, 1)), "seeds"),
+    (dict(distance="euclidean"), "distance must be"),
+    (dict(variant="theirs"), "variant must be"),
+    (dict(clip="none"), "clip must be"),
+    (dict(gradient="nwj"), "gradient must be"),
+    (dict(tau=-1.0), "tau must be positive"),
+    (dict(alpha=-1.0), "alpha must be non-negative"),
+    (dict(overrides={"mime": {"alpha": 1.0}}), "unknown bound 'mime'"),
+    (dict(overrides={"mine": {"alpha": 1.0}}), "bound 'mine' takes no parameter alpha"),
 ])
 def test_bad_settings_raise_a_clear_error(bad, match):
     with pytest.raises(ValueError, match=match):
-        tiny_run(**bad)
+        GaussianBenchmarkConfig(**bad)
 
 
 # --------------------------------------------------------------------------- command line
@@ -165,20 +217,33 @@ def test_command_line_saves_the_table_and_the_report_renders_it(tmp_path, capsys
     cli(["gaussian", "--estimators", "infonce,reinfonce", "--levels", "1", "2",
          "--stage-steps", "3", "--dim", "3", "--batch-size", "8", "--hidden-dims", "8",
          "--embed-dim", "4", "--alpha", "0.5", "--no-progress", "--out", str(out)])
-    table = load_result(out)
+    table = load_table(out)
     assert sorted(table.estimator.unique()) == ["infonce", "reinfonce"]
     assert table.attrs["bound_params"]["reinfonce"]["alpha"] == 0.5
     record = json.loads(out.with_suffix(".parquet.json").read_text())
     assert record["command"].startswith("python -m remi_tutorial.benchmarks")
     assert record["environment"]["torch"] == torch.__version__
     cli(["gaussian-report", str(out), "--figure", str(tmp_path / "figure.png"),
-         "--table", str(tmp_path / "summary.csv")])
+         "--out", str(tmp_path / "summary.csv")])
     assert (tmp_path / "figure.png").stat().st_size > 0
-    assert len(pd.read_csv(tmp_path / "summary.csv")) == 2 * 2
+    summary = load_table(tmp_path / "summary.csv")
+    assert len(summary) == 2 * 2
+    assert summary.attrs["result"] == str(out) and summary.attrs["batch_size"] == 8
     assert "reinfonce" in capsys.readouterr().out
 
 
-def test_figure_has_a_panel_for_each_of_the_twelve_estimators():
+def test_command_line_options_are_the_config_fields():
+    from remi_tutorial.benchmarks.__main__ import build_parser
+
+    args = build_parser().parse_args(["gaussian"])
+    defaults = GaussianBenchmarkConfig()
+    for name in (*BOUND_PARAMETERS, "stage_steps", "dim", "batch_size", "lr", "embed_dim",
+                 "closed_form_ridge", "batched"):
+        assert getattr(args, name) == getattr(defaults, name), name
+    assert tuple(args.seeds) == defaults.seeds and tuple(args.levels) == defaults.levels
+
+
+def test_figure_has_a_panel_for_each_of_the_twelve_estimators(tiny_run):
     from remi_tutorial.plots import plot_gaussian_benchmark
 
     figure = plot_gaussian_benchmark(tiny_run(estimators="all"), batch_size=8, smoothing=2)

@@ -1,44 +1,45 @@
+import json
 import math
-from dataclasses import replace
 
 import pandas as pd
 import pytest
 import torch
 
 from remi_tutorial.benchmarks.__main__ import main as cli
-from remi_tutorial.benchmarks.contrastive import first_step, nearest_neighbour_accuracy
-from remi_tutorial.benchmarks.image_runs import (
-    CURVES_FILE,
+from remi_tutorial.benchmarks.contrastive import CONTRASTIVE, first_step, nearest_neighbour_accuracy
+from remi_tutorial.benchmarks.image_cells import run_image_cell, run_sweep
+from remi_tutorial.benchmarks.image_config import (
     PAPER_ALPHAS,
     PRESETS,
-    RUNS_FILE,
     ImageRunConfig,
-    append_rows,
+    amp_supported,
     image_configs,
-    read_results,
-    run_image_cell,
-    run_sweep,
 )
+from remi_tutorial.benchmarks.image_registry import IMAGE_BENCHMARKS, image_benchmark
+from remi_tutorial.benchmarks.image_results import (
+    CollectedResults,
+    checkpoint_file,
+    checkpoint_folder,
+    collect,
+    request_cells,
+    write_cell_result,
+)
+from remi_tutorial.benchmarks.supervised import SUPERVISED
 from remi_tutorial.benchmarks.supervised import test_accuracy as classifier_accuracy
-from remi_tutorial.images import ImageBatches, ImageCritic, label_entropy, load_digits
-from helpers import killed_and_resumed_cell
+from remi_tutorial.benchmarks.tables import load_table
+from remi_tutorial.bounds import bound_spec
+from remi_tutorial.critics import ImageCritic
+from remi_tutorial.datasets import ImageBatches, label_entropy
+from helpers import counted_accuracy, killed_and_resumed_cell, unpaired_batches
 from remi_tutorial.tasks import Batch, contrastive_masks
 
 
-@pytest.fixture(scope="module")
-def tiny_digits():
-    """200 training and 60 test digits: enough for a few quick epochs."""
-    digits = load_digits()
-    return replace(digits, train_images=digits.train_images[:200], train_labels=digits.train_labels[:200],
-                   test_images=digits.test_images[:60], test_labels=digits.test_labels[:60])
-
-
-def tiny_config(benchmark="supervised", loss="mine", **changes):
+def tiny_config(benchmark=SUPERVISED, loss="mine", **changes):
     settings = dict(benchmark=benchmark, dataset="digits", loss=loss, seed=0, batch_size=10,
                     epochs=2, lr=1e-3, model="small")
-    if loss.startswith("re"):
+    if bound_spec(loss).regularized:
         settings["alpha"] = 0.1
-    if "smile" in loss:
+    if bound_spec(loss).base == "smile":
         settings["tau"] = 10.0
     settings.update(changes)
     return ImageRunConfig(**settings)
@@ -56,11 +57,32 @@ def test_paper_presets_hold_the_papers_batch_sizes_and_epochs():
 
 
 def test_a_sweep_runs_originals_once_and_regularized_losses_at_every_alpha():
-    configs = image_configs("supervised", "cifar10", seeds=(0, 1), alphas=PAPER_ALPHAS)
+    configs = image_configs(SUPERVISED, "cifar10", seeds=(0, 1), alphas=PAPER_ALPHAS)
     assert len(configs) == 2 * (6 + 6 * 3)
     assert {c.alpha for c in configs if c.regularized} == set(PAPER_ALPHAS)
     assert all(c.alpha is None for c in configs if not c.regularized)
-    assert {c.tau for c in configs if "smile" in c.loss} == {10.0}
+    assert {c.tau for c in configs if c.base_loss == "smile"} == {10.0}
+    assert {c.tau for c in configs if c.base_loss != "smile"} == {None}
+
+
+def test_the_registry_finds_each_image_benchmark_by_its_name():
+    assert list(IMAGE_BENCHMARKS) == ["supervised", "contrastive"]
+    assert image_benchmark("contrastive") is CONTRASTIVE
+    with pytest.raises(ValueError, match="unknown image benchmark 'mnist'"):
+        image_benchmark("mnist")
+
+
+def test_a_config_names_its_benchmark_by_a_spec_not_a_string():
+    with pytest.raises(TypeError, match="ImageBenchmark"):
+        tiny_config(benchmark="supervised")
+
+
+def test_a_cells_key_is_the_one_its_checkpoints_were_written_under():
+    # The key of the first results, before the later columns: old checkpoints still resume.
+    config = tiny_config(loss="remine", epochs=1, seed=2)
+    assert config.key() == ("benchmark=supervised_dataset=digits_model=small_stem=cifar_loss=remine"
+                            "_alpha=0.1_tau=-_seed=2_batch_size=10_epochs=1_lr=0.001")
+    assert tiny_config(CONTRASTIVE, embed_dim=8).key().endswith("_lr=0.001_embed_dim=8")
 
 
 def test_config_rejects_an_alpha_for_an_original_loss():
@@ -75,7 +97,7 @@ def test_config_rejects_a_regularized_loss_without_alpha():
 
 def test_image_configs_rejects_a_dataset_without_preset():
     with pytest.raises(ValueError, match="no preset"):
-        image_configs("supervised", "mnist")
+        image_configs(SUPERVISED, "mnist")
 
 
 def test_a_cell_refuses_a_dataset_other_than_its_own(tiny_digits):
@@ -137,34 +159,41 @@ def test_first_step_finds_smiles_gradient_zero_and_nwjs_not_finite_at_large_scor
 
 def test_a_supervised_cell_trains_a_classifier(tiny_digits):
     run = run_image_cell(tiny_config(epochs=3), tiny_digits, progress=False)
+    assert run.critic.kind == "logits"
+    assert run.summary["test_accuracy"] == counted_accuracy(run.critic, tiny_digits)
     assert run.summary["test_accuracy"] > 0.5  # chance is 0.1
     assert run.summary["mi_estimate"] > 0.3
     assert run.summary["diverged_at"] is None
+    assert run.summary["repaired_batches"] == 0  # the label masks never lack a positive
     assert run.summary["true_mi"] == pytest.approx(label_entropy(tiny_digits.train_labels, 10))
 
 
 def test_a_contrastive_cell_records_its_summary_history_and_curve(tiny_digits):
-    run = run_image_cell(tiny_config("contrastive", "infonce"), tiny_digits, progress=False)
+    config = tiny_config(CONTRASTIVE, "infonce")
+    run = run_image_cell(config, tiny_digits, progress=False)
     per_epoch = 200 // 10
+    assert run.critic.kind == "dot"
     assert len(run.history) == 2 * per_epoch
     assert run.history.epoch.iloc[-1] == 2.0
     assert len(run.curve) == 2 * 10 and run.curve.epoch.iloc[-1] == 2.0
     assert run.summary["mi_estimate"] == pytest.approx(run.history.mi.tail(per_epoch).mean())
-    assert 0.0 <= run.summary["test_accuracy"] <= 1.0
-    assert run.summary["repaired_batches"] >= 0
+    assert run.summary["test_accuracy"] == counted_accuracy(run.critic, tiny_digits)
+    stream = ImageBatches(tiny_digits.train_images, tiny_digits.train_labels, 10,
+                          masks=CONTRASTIVE.masks, batch_size=10, seed=0)
+    assert run.summary["repaired_batches"] == unpaired_batches(stream, 2)
 
 
 def test_a_diverging_cell_is_recorded_with_its_step_and_message(tiny_digits):
     # NWJ on the dot products of 512 non-negative features: exp overflows within a few steps.
-    run = run_image_cell(tiny_config("contrastive", "nwj"), tiny_digits, progress=False)
+    run = run_image_cell(tiny_config(CONTRASTIVE, "nwj"), tiny_digits, progress=False)
     assert run.summary["diverged_at"] is not None and run.summary["diverged_at"] < 5
     assert len(run.history) == run.summary["diverged_at"]
     assert "stopped at step" in run.summary["message"]
-    assert 0.0 <= run.summary["test_accuracy"] <= 1.0
+    assert run.summary["test_accuracy"] == counted_accuracy(run.critic, tiny_digits)
 
 
 def test_a_resumed_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_path, monkeypatch):
-    config = tiny_config("contrastive", "mine")
+    config = tiny_config(CONTRASTIVE, "mine")
     uninterrupted, resumed = killed_and_resumed_cell(
         config, tiny_digits, tmp_path, monkeypatch, steps_into_second_epoch=5
     )
@@ -174,17 +203,92 @@ def test_a_resumed_cell_ends_as_an_uninterrupted_one(tiny_digits, tmp_path, monk
     assert "resumed from step 20" in resumed.summary["message"]
 
 
-# --------------------------------------------------------------------------- sweeps and tables
+# --------------------------------------------------------------------------- the results folder
+
+
+def summary_row(loss="mine", seed=0, diverged_at=None, **changes):
+    """A cell's summary as run_image_cell writes it, with made-up results."""
+    config = tiny_config(loss=loss, seed=seed, **changes)
+    return {**config.settings(), "base_loss": config.base_loss, "regularized": config.regularized,
+            "steps": 40, "true_mi": 2.3, "mi_estimate": 1.5 + seed, "test_accuracy": 0.5,
+            "diverged_at": diverged_at, "repaired_batches": 0, "train_seconds": 1.0,
+            "device": "cpu", "amp": False, "message": "finished 40 steps"}
+
+
+def curve_rows(summary, points=3):
+    settings = {column: summary[column] for column in tiny_config().settings()}
+    return pd.DataFrame([{**settings, "epoch": (i + 1) / points, "mi": 0.1 * i, "joint": 1.0,
+                          "marginal": 0.5, "penalty": 0.0} for i in range(points)])
+
+
+def test_collect_merges_the_cells_written_into_the_tables_they_came_from(tmp_path):
+    rows = [summary_row("mine", seed=0), summary_row("remine", seed=1)]
+    for row in rows:
+        write_cell_result(tmp_path, row, curve_rows(row))
+    collected = collect(tmp_path)
+    # In key order; a setting that is None comes back as NaN (an empty CSV field).
+    expected = pd.DataFrame(rows)
+    expected = expected.astype({column: float for column in expected if expected[column].isna().all()})
+    expected = expected.sort_values("loss").reset_index(drop=True)
+    pd.testing.assert_frame_equal(collected.runs[expected.columns], expected, check_dtype=False)
+    assert len(collected.curves) == 2 * 3
+    assert collected.curves.groupby("loss").epoch.max().to_dict() == {"mine": 1.0, "remine": 1.0}
+    assert (collected.missing, collected.running, collected.diverged) == ((), (), ())
+    assert not [path for path in tmp_path.rglob("*") if ".partial" in path.name]
+
+
+def test_a_cell_with_a_checkpoint_and_no_result_is_running(tmp_path):
+    done, started = tiny_config(), tiny_config(loss="nwj")
+    write_cell_result(tmp_path, summary_row(), curve_rows(summary_row()))
+    checkpoint = checkpoint_file(checkpoint_folder(tmp_path), started.key())
+    checkpoint.parent.mkdir()
+    checkpoint.write_bytes(b"")
+    checkpoint_file(checkpoint_folder(tmp_path), done.key()).write_bytes(b"")  # kept: finished
+    collected = collect(tmp_path)
+    assert collected.running == (started.key(),)
+    assert collected.runs.loss.tolist() == ["mine"]
+
+
+def test_a_diverged_cell_is_reported_and_kept_as_a_result(tmp_path):
+    row = summary_row("nwj", diverged_at=3)
+    write_cell_result(tmp_path, row, curve_rows(row))
+    write_cell_result(tmp_path, summary_row(), curve_rows(summary_row()))
+    collected = collect(tmp_path)
+    assert collected.diverged == (tiny_config(loss="nwj").key(),)
+    assert collected.runs.set_index("loss").diverged_at.fillna(-1).to_dict() == {"mine": -1, "nwj": 3}
+    assert "1 diverged" in collected.report()
+
+
+def test_a_cell_asked_for_without_result_or_checkpoint_is_missing(tmp_path):
+    asked = [tiny_config(), tiny_config(loss="js")]
+    request_cells(tmp_path, [config.settings() for config in asked])
+    write_cell_result(tmp_path, summary_row(), curve_rows(summary_row()))
+    collected = collect(tmp_path)
+    assert collected.missing == (asked[1].key(),)
+    stored = json.loads((tmp_path / "cells" / f"{asked[1].key()}.cell.json").read_text())
+    assert stored == asked[1].settings()
+
+
+@pytest.mark.parametrize("folder", ["empty", "absent"])
+def test_collect_of_an_empty_or_absent_folder_is_empty(tmp_path, folder):
+    if folder == "empty":
+        (tmp_path / "cells").mkdir()
+    collected = collect(tmp_path / "results" if folder == "absent" else tmp_path)
+    assert isinstance(collected, CollectedResults)
+    assert collected.runs.empty and collected.curves.empty
+    assert (collected.missing, collected.running, collected.diverged) == ((), (), ())
+    assert collected.report().startswith("0 finished cells (0 diverged), 0 running, 0 missing")
 
 
 def test_a_sweep_skips_the_cells_already_in_its_results(tiny_digits, tmp_path):
     configs = [tiny_config(epochs=1), tiny_config(loss="remine", epochs=1)]
     lines = []
-    run_sweep(configs[:1], tiny_digits, tmp_path, progress=False, log=lines.append)
+    first, _ = run_sweep(configs[:1], tiny_digits, tmp_path, progress=False, log=lines.append)
     runs, curves = run_sweep(configs, tiny_digits, tmp_path, progress=False, log=lines.append)
-    assert lines[1].startswith("skip mine seed 0")
+    assert lines[1] == f"skip mine seed 0: already in {tmp_path}"
     assert runs.loss.tolist() == ["mine", "remine"]
-    assert len(read_results(tmp_path / RUNS_FILE)) == 2
+    pd.testing.assert_frame_equal(runs.iloc[:1], first)
+    assert len(collect(tmp_path).runs) == 2
     assert len(curves) == 2 * 10
 
 
@@ -194,40 +298,43 @@ def test_a_sweep_removes_finished_checkpoints_unless_asked_to_keep_them(tiny_dig
               keep_checkpoints=True, log=lambda _: None)
     assert list((tmp_path / "a" / "checkpoints").glob("*.pt")) == []
     assert len(list((tmp_path / "b" / "checkpoints").glob("*.pt"))) == 1
-
-
-def test_append_rows_keeps_the_existing_rows_and_leaves_no_temporary_file(tmp_path):
-    path = tmp_path / "table.csv"
-    append_rows(path, pd.DataFrame({"a": [1], "b": ["x"]}))
-    append_rows(path, pd.DataFrame({"a": [2], "b": ["y"]}))
-    assert read_results(path).to_dict("list") == {"a": [1, 2], "b": ["x", "y"]}
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["table.csv"]
+    assert collect(tmp_path / "b").running == ()
 
 
 def test_the_command_line_runs_a_cell_prints_its_dataset_and_skips_it_next_time(tmp_path, capsys):
+    out = tmp_path / "runs.csv"
     arguments = ["supervised", "--dataset", "digits", "--loss", "mine", "--epochs", "1",
-                 "--results", str(tmp_path), "--no-progress", "--device", "cpu"]
+                 "--results", str(tmp_path / "results"), "--no-progress", "--device", "cpu",
+                 "--out", str(out)]
     cli(arguments)
     first = capsys.readouterr().out
     cli(arguments)
     second = capsys.readouterr().out
     assert "dataset:   digits: 1437 training and 360 test images" in first
     assert "mine alpha=    - seed 0: MI" in first
+    assert "1 finished cells (0 diverged), 0 running, 0 missing" in first
     assert "skip mine seed 0" in second
-    assert len(read_results(tmp_path / RUNS_FILE)) == 1
-    assert (tmp_path / CURVES_FILE).exists()
+    table = load_table(out)
+    assert table.loss.tolist() == ["mine"] and table.attrs["seeds"] == [0]
+    assert table.attrs["provenance"]["missing"] == [] and table.attrs["provenance"]["wall_seconds"] > 0
+
+
+def test_the_command_line_takes_seeds_and_shows_defaults_and_an_example(capsys):
+    with pytest.raises(SystemExit):
+        cli(["contrastive", "--help"])
+    page = capsys.readouterr().out
+    assert "--seeds SEED [SEED ...]" in page and "(default: [0])" in page
+    assert "examples:\n" in page
+    assert "python -m remi_tutorial.benchmarks contrastive --dataset digits --loss explicit" in page
+    assert "--embed-dim" in page and "--order" in page
 
 
 @pytest.mark.parametrize("capability, native", [((7, 5), False), ((8, 0), True), ((9, 0), True)],
                          ids=["t4", "a100", "h100"])
 def test_autocast_only_where_the_gpu_runs_bfloat16_natively(monkeypatch, capability, native):
-    from remi_tutorial.benchmarks.image_runs import amp_supported
-
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert amp_supported(torch.device("cuda")) is native
 
 
 def test_no_autocast_on_a_cpu():
-    from remi_tutorial.benchmarks.image_runs import amp_supported
-
     assert amp_supported("cpu") is False

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from remi_tutorial.bounds import get_bound
+from remi_tutorial.critics import OneHotTableCritic
+from remi_tutorial.stacked import StackedConcatCritic
 from remi_tutorial.benchmarks.symptoms import (
     DRIFTING,
     EXPLOSION,
@@ -51,7 +53,13 @@ def test_steps_argument_overrides_the_setting():
 def test_explosion_setting_trains_without_table_lookup():
     tiny = dataclasses.replace(EXPLOSION, num_classes=4, hidden_dims=(8,), steps=3)
     run = train_one_hot({"x": get_bound("mine")}, tiny, progress=False)
-    assert run.history.mi.notna().all()
+    assert isinstance(run.critic, StackedConcatCritic)
+    assert run.history.mi.notna().all() and len(run.history) == 3
+
+
+def test_drifting_setting_scores_through_the_table_lookup():
+    run = train_one_hot({"x": get_bound("mine")}, TINY, progress=False)
+    assert isinstance(run.critic, OneHotTableCritic)
 
 
 def test_unknown_optimizer_raises_value_error():

@@ -5,19 +5,22 @@ import pandas as pd
 import pytest
 
 from remi_tutorial.benchmarks.__main__ import main as cli
-from remi_tutorial.benchmarks.image_runs import RUNS_FILE, append_rows
+from remi_tutorial.benchmarks.image_results import write_cell_result
 from remi_tutorial.benchmarks.paper_table1 import paper_table1
 from remi_tutorial.benchmarks.table1 import render_paper_table1, render_table1, summarize_runs
+from remi_tutorial.benchmarks.tables import load_table
+from remi_tutorial.bounds import bound_spec
 
 
 def fake_runs(rows):
-    """Rows of image_runs.csv from (benchmark, dataset, loss, alpha, seed, mi, accuracy, diverged_at)."""
+    """Rows of the collected runs table from (benchmark, dataset, loss, alpha, seed, mi, accuracy,
+    diverged_at)."""
     records = []
     for benchmark, dataset, loss, alpha, seed, mi, accuracy, diverged_at in rows:
         records.append(dict(
             benchmark=benchmark, dataset=dataset, model="resnet18", stem="cifar", loss=loss,
             alpha=alpha, tau=np.nan, seed=seed, batch_size=10, epochs=40, lr=1e-3,
-            base_loss=loss[2:] if loss.startswith("re") else loss, regularized=loss.startswith("re"),
+            base_loss=bound_spec(loss).base, regularized=bound_spec(loss).regularized,
             true_mi=math.log(10), mi_estimate=mi, test_accuracy=accuracy, diverged_at=diverged_at,
         ))
     return pd.DataFrame(records)
@@ -125,11 +128,18 @@ def test_render_orders_rows_as_the_paper():
         ["MINE", "SMILE", "InfoNCE", "NWJ", "TUBA", "JS"]
 
 
-def test_the_table1_command_prints_the_rendered_table(tmp_path, capsys):
-    append_rows(tmp_path / RUNS_FILE, RUNS)
-    cli(["table1", "--results", str(tmp_path), "--alpha", "0.1"])
+def test_the_table1_command_prints_the_table_of_the_collected_cells(tmp_path, capsys):
+    for row in RUNS.to_dict("records"):
+        write_cell_result(tmp_path, row, pd.DataFrame([{**row, "epoch": 1.0, "mi": row["mi_estimate"]}]))
+    out = tmp_path / "summary.csv"
+    cli(["table1", "--results", str(tmp_path), "--alpha", "0.1", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "2.100 ± 0.141" in printed and "paper's Table 1" in printed
+    assert "9 finished cells (2 diverged), 0 running, 0 missing" in printed
+    summary = load_table(out)
+    expected = summarize_runs(RUNS, alpha=0.1)
+    pd.testing.assert_frame_equal(summary[expected.columns], expected, check_dtype=False)
+    assert summary.attrs["alpha"] == "0.1"
 
 
 def test_the_table1_command_without_results_says_what_to_run(tmp_path):

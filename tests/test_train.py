@@ -6,7 +6,7 @@ import torch
 from remi_tutorial.bounds import get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
 from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
-from remi_tutorial.train import train
+from remi_tutorial.train import make_adam, train
 
 from helpers import ExplodingCritic
 
@@ -63,12 +63,19 @@ def test_divergence_stops_with_a_warning_and_keeps_the_finite_history():
 
 
 def test_divergence_restores_the_last_finite_weights():
-    critic = ExplodingCritic(explode_after=5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),
-              steps=20, check_every=5, progress=False, lr=1e-3)
-    assert torch.isfinite(critic.scale)
+    def trained(steps):
+        critic = ExplodingCritic(explode_after=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = train(critic, get_bound("nwj"), gaussian_batches(2, 8, 1.0, seed=0),
+                           steps=steps, check_every=5, progress=False, lr=1e-3)
+        return critic, result
+
+    diverged, result = trained(steps=20)
+    last_good, _ = trained(steps=5)  # the five finite steps before the check that failed
+    assert result.diverged_at == 5
+    assert not torch.equal(last_good.scale, torch.ones(()))  # five steps moved the weight
+    assert torch.equal(diverged.scale, last_good.scale)
 
 
 def test_unusable_first_batch_raises_value_error():
@@ -122,3 +129,35 @@ def test_js_keeps_training_while_its_reported_nwj_value_is_infinite():
     assert len(result.history) == 10
     assert (result.history.mi == -float("inf")).all()
     assert torch.isfinite(torch.tensor(result.history.objective.values)).all()
+
+
+# --------------------------------------------------------------------------- make_adam
+
+
+def test_make_adam_fuses_on_a_cpu_where_torch_has_the_fused_kernel(monkeypatch):
+    weight = torch.nn.Parameter(torch.ones(3))
+    monkeypatch.setattr(torch, "__version__", "2.4.0")
+    assert make_adam([weight], lr=1e-3).defaults["fused"] is True
+
+
+def test_make_adam_does_not_fuse_on_a_cpu_before_torch_2_4(monkeypatch):
+    weight = torch.nn.Parameter(torch.ones(3))
+    monkeypatch.setattr(torch, "__version__", "2.3.1")
+    optimizer = make_adam([weight], lr=1e-3)
+    assert optimizer.defaults["fused"] is None
+    weight.sum().backward()
+    optimizer.step()  # the default implementation, which every torch >= 2.1 has
+    assert torch.allclose(weight, torch.full((3,), 1 - 1e-3))
+
+
+def test_make_adam_does_not_fuse_on_a_device_without_the_kernel():
+    weight = torch.nn.Parameter(torch.ones(3, device="meta"))
+    assert make_adam([weight], lr=1e-3).defaults["fused"] is None
+
+
+def test_make_adam_takes_a_parameter_iterator_and_its_learning_rate():
+    critic = SeparableCritic(2, 2, hidden_dims=(4,), embed_dim=2)
+    optimizer = make_adam(critic.parameters(), lr=0.25)
+    assert optimizer.defaults["lr"] == 0.25
+    assert len(optimizer.param_groups[0]["params"]) == len(list(critic.parameters()))
+

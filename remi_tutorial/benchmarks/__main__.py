@@ -1,11 +1,18 @@
-"""``python -m remi_tutorial.benchmarks COMMAND ...``: run a benchmark or render its results."""
+"""Run the paper's benchmarks and render their results: ``python -m remi_tutorial.benchmarks
+COMMAND ...``, also installed as ``remi-tutorial COMMAND ...``.
+
+Every command writes its tidy table with ``--out FILE`` (and the settings, the command and the
+environment in ``FILE.json``), takes ``--seeds 0 1 2`` where seeds apply, and shows its
+defaults and examples with ``--help``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-# command -> the module that implements it with add_arguments(parser) and main(args)
+from .cli import HelpFormatter
+
 COMMANDS: dict[str, str] = {
     "gaussian": "remi_tutorial.benchmarks.gaussian",
     "gaussian-report": "remi_tutorial.benchmarks.gaussian_report",
@@ -15,20 +22,31 @@ COMMANDS: dict[str, str] = {
     "contrastive": "remi_tutorial.benchmarks.contrastive",
     "table1": "remi_tutorial.benchmarks.table1",
 }
+"""command -> the module that implements it: its docstring is the command's description, its
+``EXAMPLES`` the examples of ``--help``, and it defines ``add_arguments(parser)`` and
+``main(args)``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m remi_tutorial.benchmarks")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """The parser of every command, each with its module's description and examples."""
+    parser = argparse.ArgumentParser(
+        prog="python -m remi_tutorial.benchmarks", description=__doc__,
+        formatter_class=HelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(command, help=(module.__doc__ or "").strip().splitlines()[0])
+        sub = commands.add_parser(
+            command, help=module.__doc__.strip().splitlines()[0], description=module.__doc__,
+            epilog=module.EXAMPLES, formatter_class=HelpFormatter,
+        )
         module.add_arguments(sub)
         sub.set_defaults(run=module.main)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default: the command line) and run the command."""
     args = build_parser().parse_args(argv)
     args.run(args)
 

@@ -5,14 +5,13 @@ the batch: the DV estimate's upward bias (the log sits outside the batch mean) a
 estimate's variance. :func:`estimates_at_analytic_critic` draws many independent batches
 of each size and records every bound's estimate; :func:`batch_size_summary` reduces them to
 a mean, a bias, a standard deviation and a standard error per bound and batch size. The
-command line prints that summary::
-
-    python -m remi_tutorial.benchmarks analytic-critic --mi 4 --repeats 200
+command line prints (and with ``--out`` writes) that summary, over the batches of every seed.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 
 from ..bounds import BOUND_NAMES, bound_spec, get_bound
 from ..tasks import gaussian_log_density_ratio, gaussian_rho, paired_masks, sample_gaussian
+from . import cli
 
 __all__ = [
     "estimates_at_analytic_critic",
@@ -117,23 +117,43 @@ def batch_size_summary(table: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- command line
 
 
+EXAMPLES = """examples:
+  %(prog)s --mi 4 --repeats 200
+  %(prog)s --bounds mine nwj js --batch-sizes 16 64 256 --seeds 0 1 2 --out results/analytic.csv
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m remi_tutorial.benchmarks analytic-critic``."""
     parser.add_argument("--bounds", nargs="+", default=["mine", "nwj"],
-                        choices=BOUND_NAMES, metavar="BOUND")
+                        choices=BOUND_NAMES, metavar="BOUND",
+                        help=f"bound names: {', '.join(BOUND_NAMES)}")
     parser.add_argument("--batch-sizes", type=int, nargs="+",
-                        default=[8, 16, 32, 64, 128, 256, 512])
-    parser.add_argument("--mi", type=float, default=4.0, help="true MI in nats (default 4)")
-    parser.add_argument("--dim", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+                        default=[8, 16, 32, 64, 128, 256, 512], help="the batch sizes B")
+    parser.add_argument("--mi", type=float, default=4.0, help="the true MI, in nats")
+    parser.add_argument("--dim", type=int, default=20, help="the dimension of x and y")
+    parser.add_argument("--repeats", type=int, default=200,
+                        help="independent batches per batch size and seed")
+    cli.add_seeds(parser)
+    cli.add_out(parser, default=None)
+    cli.add_threads(parser)
 
 
 def main(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    table = estimates_at_analytic_critic(
-        args.bounds, args.batch_sizes, mi=args.mi, dim=args.dim, repeats=args.repeats,
-        seed=args.seed,
-    )
-    print(batch_size_summary(table).round(4).to_string(index=False))
+    """Print, and with ``--out`` write, the summary of every seed's batches."""
+    started = time.perf_counter()
+    cli.apply_threads(args)
+    table = pd.concat([
+        estimates_at_analytic_critic(
+            args.bounds, args.batch_sizes, mi=args.mi, dim=args.dim, repeats=args.repeats,
+            seed=seed,
+        ).assign(seed=seed)
+        for seed in args.seeds
+    ], ignore_index=True)
+    summary = batch_size_summary(table)
+    print(summary.round(4).to_string(index=False))
+    if args.out:
+        summary.attrs = {"bounds": list(args.bounds), "batch_sizes": list(args.batch_sizes),
+                         "mi": args.mi, "dim": args.dim, "repeats": args.repeats,
+                         "seeds": list(args.seeds)}
+        cli.write_result(summary, args.out, started=started)

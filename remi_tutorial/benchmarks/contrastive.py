@@ -7,17 +7,18 @@ classes. The critic is the dot product of two embeddings (ResNet-18 without its 
 layer): ``scores = z z^T``, ``[B, B]``. Positives are pairs of different images with the
 same label, the marginal term runs over every pair of different images
 (:func:`~remi_tutorial.tasks.contrastive_masks`); a batch without a same-label pair is
-repaired by :class:`~remi_tutorial.images.ImageBatches`. The benchmark reports the MI
+repaired by :class:`~remi_tutorial.datasets.ImageBatches`. The benchmark reports the MI
 estimate against ``H(Y)`` and the 1-nearest-neighbour test accuracy of the embedding.
+:data:`CONTRASTIVE` states this for the engine of the image benchmarks
+(:mod:`~remi_tutorial.benchmarks.image_cells`).
 
 Besides the twelve bounds, a cell can train the second-order objective
 :func:`~remi_tutorial.explicit.explicit_mi` on the embeddings themselves (loss
-``"explicit"``, see :func:`~remi_tutorial.benchmarks.image_runs.cell_model`); its reported MI
+``"explicit"``, see :func:`~remi_tutorial.benchmarks.image_cells.cell_model`); its reported MI
 is the Gaussian MI of same-label pairs, not an estimate of ``H(Y)``.
 
-Command line: ``python -m remi_tutorial.benchmarks contrastive --dataset cifar10 --loss
-nwj renwj --seed 0 1 2`` (see ``--help``); ``--loss explicit --embed-dim 32 --order 4`` for
-the second-order loss on a 32-dimensional projection, trained on its fourth-order series.
+Command line: ``python -m remi_tutorial.benchmarks contrastive`` (``--help`` shows the
+options and examples).
 """
 
 from __future__ import annotations
@@ -31,11 +32,24 @@ import torch
 from torch import Tensor
 
 from ..bounds import BOUND_NAMES, get_bound
-from ..images import ImageCritic
-from ..tasks import Batch
-from .image_runs import add_image_arguments, run_from_args
+from ..critics import ImageCritic
+from ..datasets import ImageDataset
+from ..tasks import Batch, contrastive_masks
+from .image_cli import add_image_arguments, run_from_args
+from .image_config import SECOND_ORDER_LOSS
+from .image_spec import ImageBenchmark
 
-__all__ = ["embed", "nearest_neighbour_accuracy", "first_step", "add_arguments", "main"]
+__all__ = ["CONTRASTIVE", "embed", "nearest_neighbour_accuracy", "first_step", "add_arguments",
+           "main"]
+
+EXAMPLES = """examples:
+  # the CPU-size sweep of the book: digits, the twelve bounds, two seeds
+  %(prog)s --dataset digits --seeds 0 1 --alpha 0.1 --out results/contrastive_digits.csv
+  # the second-order loss on a 32-dimensional projection, trained on its fourth-order series
+  %(prog)s --dataset digits --loss explicit --embed-dim 32 --order 4 --batch-size 128
+  # the paper's CIFAR-10 cells of NWJ and ReNWJ (a GPU job; a later call resumes it)
+  %(prog)s --dataset cifar10 --download --loss nwj renwj --seeds 0 1 2 --results results
+"""
 
 
 @torch.no_grad()
@@ -127,8 +141,34 @@ def first_step(
     return pd.DataFrame(rows)
 
 
+def _same_label_masks(labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """:func:`~remi_tutorial.tasks.contrastive_masks` as a mask builder (``num_classes``
+    plays no part: the scores are ``[B, B]``)."""
+    return contrastive_masks(labels)
+
+
+def _test_set_accuracy(critic: ImageCritic, dataset: ImageDataset) -> float:
+    """:func:`nearest_neighbour_accuracy` of the test images among the training images."""
+    return nearest_neighbour_accuracy(critic, dataset.train_images, dataset.train_labels,
+                                      dataset.test_images, dataset.test_labels)
+
+
+CONTRASTIVE = ImageBenchmark(
+    name="contrastive",
+    head="dot",
+    masks=_same_label_masks,
+    pair_every_batch=True,
+    metric=_test_set_accuracy,
+    metric_name="1-nearest-neighbour test accuracy of the embedding",
+    losses=(*BOUND_NAMES, SECOND_ORDER_LOSS),
+)
+"""The contrastive benchmark: dot products ``[B, B]``, same-label masks (a pair in every
+batch), 1-nearest-neighbour test accuracy; the bounds and the second-order loss."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_image_arguments(parser, "contrastive")
+    """The options of ``python -m remi_tutorial.benchmarks contrastive``."""
+    add_image_arguments(parser, CONTRASTIVE)
 
 
 def main(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ the true MI steps through ``levels`` (2, 4, 6, 8, 10 nats), ``stage_steps`` opti
 each, with a fresh batch every step (Poole et al., 2019; Song & Ermon, 2020; Choi & Lee,
 2022). By default all twelve estimators, and every seed, train *at once*: one stacked critic
 (:mod:`remi_tutorial.stacked`) scores one shared batch per seed, one stacked bound evaluates
-the twelve losses, one fused Adam updates every weight. Every estimator of a seed starts
+the twelve losses, one Adam updates every weight. Every estimator of a seed starts
 from the same critic weights and sees the same batches, so two panels of the figure differ
 only in their loss.
 
@@ -13,44 +13,44 @@ Beside the bounds, the table can hold the closed-form Gaussian MI of each batch
 (:func:`~remi_tutorial.explicit.explicit_mi` evaluated by the same training loop on
 :class:`~remi_tutorial.explicit.PairedEmbeddings`, the identity: an estimator with no critic
 and nothing to train), on the same batches, as rows of its own (``closed_form=...``).
+
+Every setting, the bounds' parameters included, is a field of one
+:class:`GaussianBenchmarkConfig`; :func:`run_gaussian_benchmark` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
-import json
-import os
-import platform
-import shlex
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..bounds import BOUND_NAMES, get_bound
+from ..bounds import BOUND_NAMES, bound_spec, get_bound
 from ..critics import ConcatCritic, SeparableCritic
 from ..explicit import PairedEmbeddings, explicit_mi
 from ..stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
 from ..tasks import Batch, gaussian_batches, mi_staircase
-from ..train import default_device, train
+from ..train import default_device, make_adam, train
+from . import cli
 
 __all__ = [
     "PAPER_LEVELS",
     "PAPER_STAGE_STEPS",
     "CRITICS",
     "CLOSED_FORMS",
-    "gaussian_bound_params",
+    "TABLE_COLUMNS",
+    "GaussianBenchmarkConfig",
     "make_critic",
     "run_gaussian_benchmark",
     "stage_summary",
-    "save_result",
-    "load_result",
 ]
 
 PAPER_LEVELS: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
@@ -59,7 +59,9 @@ PAPER_LEVELS: tuple[float, ...] = (2.0, 4.0, 6.0, 8.0, 10.0)
 PAPER_STAGE_STEPS = 4000
 """Optimizer steps per stage in the paper (20,000 in all)."""
 
-CRITICS: tuple[str, ...] = ("separable", "concat")
+_STACKED_CRITICS = {"separable": StackedSeparableCritic, "concat": StackedConcatCritic}
+
+CRITICS: tuple[str, ...] = tuple(_STACKED_CRITICS)
 """The two critics of the paper's Gaussian experiments, by name (see :func:`make_critic`)."""
 
 CLOSED_FORMS: dict[str, bool] = {"raw": False, "debiased": True}
@@ -71,60 +73,187 @@ TABLE_COLUMNS: tuple[str, ...] = (
     "estimator", "critic", "seed", "step", "stage", "true_mi",
     "mi", "objective", "joint", "marginal", "penalty",
 )
+"""The columns of :func:`run_gaussian_benchmark`'s table, in order."""
 
 
-def gaussian_bound_params(
-    *,
-    alpha: float = 1.0,
-    target: float = 0.0,
-    distance: str = "squared",
-    nwj_penalty: str = "paper",
-    smile_tau: float = 5.0,
-    smile_clip: str = "marginal",
-    smile_gradient: str = "js",
-    tuba_log_baseline: float = 0.0,
-    js_report_shift: float = 0.0,
-) -> dict[str, dict]:
-    """The keyword parameters of the twelve bounds in the Gaussian benchmark.
+@dataclass(frozen=True)
+class GaussianBenchmarkConfig:
+    """One run of the Gaussian benchmark: the staircase, the critic, the estimators and the
+    parameters of their bounds. The defaults are the authors' Gaussian setting.
 
-    Defaults: the regularizer weight of the authors' Gaussian experiments (``alpha = 1``)
-    with the DV target ``C = 0`` and the squared distance; the paper's D_ReNWJ penalty
-    ``d(E_Q[e^(T-1)], 1)`` for the NWJ family; SMILE as Song & Ermon published it
-    (``tau = 5``, only the marginal scores clipped, the critic trained on the JS bound);
-    TUBA with the constant baseline ``a = 1``; JS reporting NWJ at the critic.
+    The bounds' parameters keep their names in :mod:`remi_tutorial.bounds`, and each field
+    goes to every estimator whose bound takes a parameter of that name
+    (:attr:`~remi_tutorial.bounds.BoundSpec.parameters`): ``alpha`` is the weight of all
+    six regularized bounds, ``tau`` the clip of SMILE, ReSMILE and the NWJ family. A field
+    set to ``None`` leaves each bound its own default. For the rare case where two
+    estimators need different values of one parameter, ``overrides`` sets it per bound.
 
-    Args:
-        alpha: the penalty weight of every regularized bound.
+    Attributes:
+        estimators: ``"all"``, a comma-separated string or bound names; stored as a tuple
+            of names, in the order given.
+        critic: ``"separable"`` or ``"concat"`` (:func:`make_critic`).
+        seeds: the seeds to run. Seed ``s`` seeds both the critic's initial weights
+            (``torch.manual_seed(s)``; every estimator of that seed starts from the same
+            weights) and the stream of batches.
+        levels: the true MI of each stage, in nats.
+        stage_steps: optimizer steps per stage.
+        dim: the dimension of ``x`` and ``y``.
+        batch_size: pairs per batch; the marginal term uses its ``B (B - 1)`` off-diagonal
+            pairs, InfoNCE its rows (so InfoNCE is capped at ``log B``).
+        lr: Adam's learning rate (:func:`~remi_tutorial.train.make_adam`).
+        hidden_dims: the critic's hidden widths.
+        embed_dim: the separable critic's embedding dimension.
+        batched: train every estimator and seed at once (default) or one after another
+            with :func:`remi_tutorial.train.train` (the reference the batched run must agree
+            with). On a CPU the concat critic trains faster one after another: its
+            ``[E, N M, H]`` activations leave the caches (``scripts/bench_gaussian.py``).
+        closed_form: variants of :data:`CLOSED_FORMS` (``"raw"``, ``"debiased"``) to add:
+            the closed-form Gaussian MI of every batch of every seed, the same batches the
+            bounds train on, as the estimator ``closed_form_<variant>`` with critic
+            ``"none"`` (its ``objective`` is its ``mi``, ``joint`` and ``marginal`` the total
+            correlations of :func:`~remi_tutorial.explicit.explicit_mi`, ``penalty`` 0).
+            ``"debiased"`` needs ``batch_size > 2 dim``.
+        closed_form_ridge: the ridge of the closed form's correlation matrices. The default
+            0 gives the plug-in Gaussian MI of the sample covariances, whose bias the
+            debiased variant removes exactly; ``batch_size <= 2 dim`` needs a ridge > 0.
+        dtype: the critic's and the data's dtype.
+        check_every: steps between copies of the record to the host.
+        alpha: the penalty weight of the regularized bounds (the authors' Gaussian code: 1).
         target: ``C``, the target of ``log E_Q[e^T]`` in ReMINE, ReSMILE and ReInfoNCE.
-        distance: ``"squared"`` or ``"absolute"``.
-        nwj_penalty: ``"paper"`` or ``"authors_code"``, see :func:`remi_tutorial.bounds.renwj`.
-        smile_tau: SMILE's clipping threshold.
-        smile_clip: ``"marginal"`` or ``"both"``, see :func:`remi_tutorial.bounds.smile`.
-        smile_gradient: ``"js"`` or ``"dv"``.
-        tuba_log_baseline: ``log a`` of TUBA's constant baseline.
-        js_report_shift: the shift at which JS reports NWJ.
+        distance: the regularizer's distance, ``"squared"`` or ``"absolute"``.
+        variant: the NWJ family's penalty: ``"paper"`` (``d(E_Q[e^(T-1)], 1)``, the paper's
+            D_ReNWJ) or ``"authors_code"`` (see :func:`~remi_tutorial.bounds.renwj`).
+        tau: the clipping threshold of SMILE, ReSMILE and the NWJ family; ``None`` (default):
+            each bound's own, 5 for SMILE and no clipping for the NWJ family.
+        clip: SMILE's clipped terms, ``"marginal"`` (default, as Song & Ermon) or ``"both"``.
+        gradient: what SMILE trains on, ``"js"`` (default, as Song & Ermon) or ``"dv"``.
+        log_baseline: ``log a`` of TUBA's constant baseline (0: ``a = 1``).
+        report_shift: the shift at which JS reports NWJ.
+        overrides: bound name -> parameters that replace the fields' values for that bound
+            only, e.g. ``{"resmile": {"alpha": 0.1}}``.
 
-    Returns:
-        bound name -> parameters, for :func:`remi_tutorial.stacked.stack_bounds` or
-        :func:`remi_tutorial.bounds.get_bound`.
+    Raises:
+        ValueError: for an unknown estimator, critic or closed-form variant, an override of a
+            parameter its bound does not take, a value a bound rejects (checked by the bound
+            itself), or settings that leave no run (no seeds, no levels, no steps).
     """
-    dv_penalty = dict(alpha=alpha, target=target, distance=distance)
-    nwj_family_penalty = dict(alpha=alpha, distance=distance, variant=nwj_penalty)
-    smile = dict(tau=smile_tau, clip=smile_clip, gradient=smile_gradient)
-    return {
-        "mine": {},
-        "smile": smile,
-        "infonce": {},
-        "nwj": {},
-        "tuba": dict(log_baseline=tuba_log_baseline),
-        "js": dict(report_shift=js_report_shift),
-        "remine": dv_penalty,
-        "resmile": {**smile, **dv_penalty},
-        "reinfonce": dv_penalty,
-        "renwj": nwj_family_penalty,
-        "retuba": dict(log_baseline=tuba_log_baseline, **nwj_family_penalty),
-        "rejs": dict(report_shift=js_report_shift, **nwj_family_penalty),
-    }
+
+    estimators: str | Sequence[str] = "all"
+    critic: str = "separable"
+    seeds: Sequence[int] = (0,)
+    levels: Sequence[float] = PAPER_LEVELS
+    stage_steps: int = PAPER_STAGE_STEPS
+    dim: int = 20
+    batch_size: int = 64
+    lr: float = 5e-4
+    hidden_dims: Sequence[int] = (256, 256)
+    embed_dim: int = 32
+    batched: bool = True
+    closed_form: Sequence[str] = ()
+    closed_form_ridge: float = 0.0
+    dtype: torch.dtype = torch.float32
+    check_every: int = 100
+    # the bounds' parameters
+    alpha: float | None = 1.0
+    target: float | None = 0.0
+    distance: str | None = "squared"
+    variant: str | None = "paper"
+    tau: float | None = None
+    clip: str | None = "marginal"
+    gradient: str | None = "js"
+    log_baseline: float | None = 0.0
+    report_shift: float | None = 0.0
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        normalized = dict(
+            estimators=_estimator_names(self.estimators),
+            seeds=_seed_list(self.seeds),
+            levels=tuple(float(level) for level in self.levels),
+            hidden_dims=tuple(int(width) for width in self.hidden_dims),
+            closed_form=tuple(self.closed_form),
+            overrides={name.lower(): dict(params) for name, params in self.overrides.items()},
+        )
+        for name, value in normalized.items():
+            object.__setattr__(self, name, value)
+        if self.critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(CRITICS)}, got {self.critic!r}")
+        if not self.levels or min(self.levels) < 0:
+            raise ValueError(f"levels must be non-negative MI values, got {list(self.levels)}")
+        if self.stage_steps < 1:
+            raise ValueError(f"stage_steps must be positive, got {self.stage_steps}")
+        self._check_closed_form()
+        self._check_overrides()
+        stack_bounds(self.estimators, self.bound_params())  # the bounds check their values
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps in all: ``stage_steps * len(levels)``."""
+        return self.stage_steps * len(self.levels)
+
+    def bound_params(self) -> dict[str, dict]:
+        """Each estimator's keyword parameters, for :func:`~remi_tutorial.bounds.get_bound`
+        or :func:`~remi_tutorial.stacked.stack_bounds`.
+
+        Returns:
+            estimator name -> every parameter its bound takes: the field of that name (the
+            bound's own default where the field is ``None``), then its ``overrides``.
+        """
+        params = {}
+        for name in self.estimators:
+            spec = bound_spec(name)
+            defaults = spec.defaults()
+            values = {key: getattr(self, key) for key in spec.parameters}
+            params[name] = {
+                **{key: defaults[key] if value is None else value for key, value in values.items()},
+                **self.overrides.get(name, {}),
+            }
+        return params
+
+    def _check_closed_form(self) -> None:
+        variants = self.closed_form
+        if any(v not in CLOSED_FORMS for v in variants) or len(set(variants)) != len(variants):
+            raise ValueError(f"closed_form must list distinct variants of "
+                             f"{', '.join(CLOSED_FORMS)}, got {list(variants)}")
+        if self.closed_form_ridge < 0:
+            raise ValueError(
+                f"closed_form_ridge must be non-negative, got {self.closed_form_ridge}")
+        singular = "debiased" in variants or self.closed_form_ridge == 0
+        if variants and self.batch_size <= 2 * self.dim and singular:
+            raise ValueError(
+                f"the closed form of {self.batch_size} pairs in 2 x {self.dim} dimensions has a "
+                f"singular covariance: it needs batch_size > {2 * self.dim}, or a "
+                f"closed_form_ridge > 0 and no debiasing"
+            )
+
+    def _check_overrides(self) -> None:
+        for name, params in self.overrides.items():
+            taken = bound_spec(name).parameters  # raises ValueError for an unknown bound
+            unknown = sorted(set(params) - set(taken))
+            if unknown:
+                raise ValueError(f"overrides: bound {name!r} takes no parameter "
+                                 f"{', '.join(unknown)}; it takes {', '.join(taken) or 'none'}")
+
+
+def _estimator_names(estimators: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(estimators, str):
+        estimators = BOUND_NAMES if estimators == "all" else estimators.split(",")
+    names = tuple(name.strip().lower() for name in estimators)
+    unknown = [name for name in names if name not in BOUND_NAMES]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown estimators {unknown or list(names)}; choose from "
+            f"{', '.join(BOUND_NAMES)} or 'all'"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"estimators must not repeat, got {list(names)}")
+    return names
+
+
+def _seed_list(seeds: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(seeds, int) or not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must list distinct seeds, e.g. (0, 1, 2), got {seeds!r}")
+    return tuple(int(seed) for seed in seeds)
 
 
 def make_critic(
@@ -139,30 +268,56 @@ def make_critic(
     raise ValueError(f"critic must be one of {', '.join(CRITICS)}, got {kind!r}")
 
 
-def _estimator_names(estimators: str | Sequence[str]) -> list[str]:
-    if isinstance(estimators, str):
-        estimators = BOUND_NAMES if estimators == "all" else estimators.split(",")
-    names = [name.strip().lower() for name in estimators]
-    unknown = [name for name in names if name not in BOUND_NAMES]
-    if unknown or not names:
-        raise ValueError(
-            f"unknown estimators {unknown or names}; choose from {', '.join(BOUND_NAMES)} or 'all'"
-        )
-    if len(set(names)) != len(names):
-        raise ValueError(f"estimators must not repeat, got {names}")
-    return names
+# --------------------------------------------------------------------------- the run
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
-    seeds = list(range(seeds)) if isinstance(seeds, int) else [int(seed) for seed in seeds]
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a positive count or distinct integers, got {seeds}")
-    return seeds
+def run_gaussian_benchmark(
+    config: GaussianBenchmarkConfig,
+    *,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Train every estimator of ``config`` on the MI staircase and return what each reported.
+
+    The batched and the sequential run of the same config compute the same thing (the
+    tests check it), one much faster than the other.
+
+    Args:
+        config: the run.
+        device: default :func:`remi_tutorial.train.default_device`.
+        progress: show a progress bar.
+
+    Returns:
+        A tidy table, one row per estimator, seed and step, with the columns
+        :data:`TABLE_COLUMNS` (``mi`` is the reported estimate), the closed-form rows after
+        the bounds', sorted by seed, estimator (in the config's order) and step; its
+        ``attrs`` hold the config and every estimator's resolved bound parameters
+        (``bound_params``). A run that diverges keeps its rows up to the last finite step
+        and warns (see :func:`remi_tutorial.train.train`).
+    """
+    device = torch.device(device) if device is not None else default_device()
+    train_estimators = _train_batched if config.batched else _train_sequential
+    histories = train_estimators(config, device, progress)
+    histories += [_closed_form(config, variant, device, progress) for variant in config.closed_form]
+    return _tidy_table(histories, config)
 
 
-def _stacked_batches(
-    streams: Sequence, estimators_per_seed: int
-) -> Callable[[int], Batch]:
+def _stream(config: GaussianBenchmarkConfig, seed: int, device: torch.device):
+    """Seed ``seed``'s batches of the staircase: ``step -> Batch`` with ``x, y [N, dim]``."""
+    schedule = functools.partial(mi_staircase, stage_steps=config.stage_steps, levels=config.levels)
+    return gaussian_batches(config.dim, config.batch_size, schedule, seed=seed, device=device,
+                            dtype=config.dtype)
+
+
+def _initial_critic(config: GaussianBenchmarkConfig, seed: int, device: torch.device):
+    """Seed ``seed``'s critic, with the initial weights every estimator of that seed gets."""
+    torch.manual_seed(seed)
+    critic = make_critic(config.critic, config.dim, hidden_dims=config.hidden_dims,
+                         embed_dim=config.embed_dim)
+    return critic.to(device, config.dtype)
+
+
+def _stacked_batches(streams: Sequence, estimators_per_seed: int):
     """One batch per seed, each repeated for that seed's estimators: ``x [S E, N, d]``.
 
     With one seed the batch is passed as it is (``x [N, d]``), shared by every estimator.
@@ -184,168 +339,88 @@ def _stacked_batches(
     return batches
 
 
-def run_gaussian_benchmark(
-    *,
-    estimators: str | Sequence[str] = "all",
-    critic: str = "separable",
-    seeds: int | Sequence[int] = 1,
-    levels: Sequence[float] = PAPER_LEVELS,
-    stage_steps: int = PAPER_STAGE_STEPS,
-    dim: int = 20,
-    batch_size: int = 64,
-    lr: float = 5e-4,
-    hidden_dims: Sequence[int] = (256, 256),
-    embed_dim: int = 32,
-    bound_params: Mapping[str, Mapping] | None = None,
-    batched: bool = True,
-    closed_form: Sequence[str] = (),
-    closed_form_ridge: float = 0.0,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype = torch.float32,
-    check_every: int = 100,
-    progress: bool = True,
-) -> pd.DataFrame:
-    """Train every estimator on the MI staircase and return what each one reported.
+def _train_batched(
+    config: GaussianBenchmarkConfig, device: torch.device, progress: bool
+) -> list[pd.DataFrame]:
+    """Every estimator of every seed at once: one stacked critic (estimator ``e`` of seed
+    ``s`` at index ``s E + e``), one stacked bound, one Adam."""
+    names, seeds = config.estimators, config.seeds
+    originals = [_initial_critic(config, seed, device) for seed in seeds]
+    critic = _STACKED_CRITICS[config.critic]([original for original in originals for _ in names])
+    result = train(
+        critic, stack_bounds(list(names) * len(seeds), config.bound_params()),
+        _stacked_batches([_stream(config, seed, device) for seed in seeds], len(names)),
+        steps=config.steps, optimizer=make_adam(critic.parameters(), config.lr),
+        check_every=config.check_every, progress=progress,
+        description=f"{len(names)} estimators x {len(seeds)} seeds, {config.critic}",
+    )
+    history = result.history
+    index = history.pop("estimator").to_numpy()
+    history.insert(0, "seed", np.asarray(seeds)[index // len(names)])
+    history.insert(0, "estimator", np.asarray(names)[index % len(names)])
+    history.insert(1, "critic", config.critic)
+    return [history]
 
-    Seed ``s`` seeds both the critic's initial weights (``torch.manual_seed(s)``; every
-    estimator of that seed starts from the same weights) and the stream of batches, so the
-    batched and the sequential run of the same seeds compute the same thing.
 
-    Args:
-        estimators: ``"all"``, a comma-separated string, or bound names.
-        critic: ``"separable"`` or ``"concat"``.
-        seeds: a number of seeds (``0 .. seeds - 1``) or the seeds themselves.
-        levels: the true MI of each stage, in nats.
-        stage_steps: optimizer steps per stage.
-        dim: the dimension of ``x`` and ``y``.
-        batch_size: pairs per batch; the marginal term uses its ``B (B - 1)`` off-diagonal
-            pairs, InfoNCE its rows (so InfoNCE is capped at ``log B``).
-        lr: Adam's learning rate.
-        hidden_dims: the critic's hidden widths.
-        embed_dim: the separable critic's embedding dimension.
-        bound_params: bound name -> parameters; default :func:`gaussian_bound_params`. A
-            mapping given here replaces the defaults of the names it contains.
-        batched: train every estimator and seed at once (default) or one after another
-            with :func:`remi_tutorial.train.train` (the reference the batched run must agree
-            with). On a CPU the concat critic trains faster one after another: its
-            ``[E, N M, H]`` activations leave the caches (``scripts/bench_gaussian.py``).
-        closed_form: variants of :data:`CLOSED_FORMS` (``"raw"``, ``"debiased"``) to add:
-            the closed-form Gaussian MI of every batch of every seed, the same batches the
-            bounds train on, as the estimator ``closed_form_<variant>`` with critic
-            ``"none"`` (its ``objective`` is its ``mi``, ``joint`` and ``marginal`` the total
-            correlations of :func:`~remi_tutorial.explicit.explicit_mi`, ``penalty`` 0).
-            ``"debiased"`` needs ``batch_size > 2 dim``.
-        closed_form_ridge: the ridge of the closed form's correlation matrices. The default
-            0 gives the plug-in Gaussian MI of the sample covariances, whose bias the
-            debiased variant removes exactly; ``batch_size <= 2 dim`` needs a ridge > 0.
-        device: default :func:`remi_tutorial.train.default_device`.
-        dtype: the critic's and the data's dtype.
-        check_every: steps between copies of the record to the host.
-        progress: show a progress bar.
-
-    Returns:
-        A tidy table, one row per estimator, seed and step, with columns
-        ``estimator, critic, seed, step, stage, true_mi, mi, objective, joint, marginal,
-        penalty`` (``mi`` is the reported estimate), the closed-form rows after the bounds'.
-        A run that diverges keeps its rows up to the last finite step and warns (see
-        :func:`remi_tutorial.train.train`).
-    """
-    names = _estimator_names(estimators)
-    closed_form = list(closed_form)
-    unknown = [variant for variant in closed_form if variant not in CLOSED_FORMS]
-    if unknown or len(set(closed_form)) != len(closed_form):
-        raise ValueError(f"closed_form must list distinct variants of {', '.join(CLOSED_FORMS)}, "
-                         f"got {closed_form}")
-    if closed_form_ridge < 0:
-        raise ValueError(f"closed_form_ridge must be non-negative, got {closed_form_ridge}")
-    if closed_form and batch_size <= 2 * dim and ("debiased" in closed_form or closed_form_ridge == 0):
-        raise ValueError(f"the closed form of {batch_size} pairs in 2 x {dim} dimensions has a "
-                         f"singular covariance: it needs batch_size > {2 * dim}, or a "
-                         f"closed_form_ridge > 0 and no debiasing")
-    seed_list = _seed_list(seeds)
-    if len(levels) == 0 or min(levels) < 0:
-        raise ValueError(f"levels must be non-negative MI values, got {list(levels)}")
-    if stage_steps < 1:
-        raise ValueError(f"stage_steps must be positive, got {stage_steps}")
-    make_critic(critic, dim, hidden_dims=hidden_dims, embed_dim=embed_dim)  # validates kind
-    params = {**gaussian_bound_params(), **(bound_params or {})}
-    device = torch.device(device) if device is not None else default_device()
-    steps = stage_steps * len(levels)
-    schedule = functools.partial(mi_staircase, stage_steps=stage_steps, levels=tuple(levels))
-
-    def stream(seed: int):
-        return gaussian_batches(dim, batch_size, schedule, seed=seed, device=device, dtype=dtype)
-
-    def initial_critic(seed: int):
-        torch.manual_seed(seed)
-        return make_critic(critic, dim, hidden_dims=hidden_dims, embed_dim=embed_dim).to(
-            device, dtype
-        )
-
-    def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=lr, fused=True)
-
+def _train_sequential(
+    config: GaussianBenchmarkConfig, device: torch.device, progress: bool
+) -> list[pd.DataFrame]:
+    """One estimator after another, each with its own critic and Adam."""
+    params = config.bound_params()
     histories = []
-    if batched:
-        stacked_class = StackedSeparableCritic if critic == "separable" else StackedConcatCritic
-        originals = [initial_critic(seed) for seed in seed_list]
-        stacked = stacked_class([original for original in originals for _ in names])
-        bound = stack_bounds(names * len(seed_list), params)
-        batches = _stacked_batches([stream(seed) for seed in seed_list], len(names))
-        result = train(
-            stacked, bound, batches, steps=steps, optimizer=optimizer(stacked),
-            check_every=check_every, progress=progress,
-            description=f"{len(names)} estimators x {len(seed_list)} seeds, {critic}",
-        )
-        history = result.history
-        index = history.pop("estimator").to_numpy()
-        history.insert(0, "seed", np.asarray(seed_list)[index // len(names)])
-        history.insert(0, "estimator", np.asarray(names)[index % len(names)])
-        histories.append(history)
-    else:
-        for seed in seed_list:
-            for name in names:
-                model = initial_critic(seed)
-                result = train(
-                    model, get_bound(name, **params.get(name, {})), stream(seed), steps=steps,
-                    optimizer=optimizer(model), check_every=check_every, progress=progress,
-                    description=f"{name}, seed {seed}, {critic}",
-                )
-                history = result.history
-                history.insert(0, "seed", seed)
-                history.insert(0, "estimator", name)
-                histories.append(history)
-    for history in histories:
-        history.insert(1, "critic", critic)
-    for variant in closed_form:
-        # One evaluation of every seed at once: x [S, N, d] gives one estimate per seed.
-        result = train(
-            PairedEmbeddings(),
-            functools.partial(explicit_mi, ridge=closed_form_ridge, debias=CLOSED_FORMS[variant]),
-            _stacked_batches([stream(seed) for seed in seed_list], 1), steps=steps,
-            check_every=check_every, progress=progress, description=f"closed form ({variant})",
-        )
-        history = result.history
-        seeds = (np.asarray(seed_list)[history.pop("estimator").to_numpy()]
-                 if "estimator" in history else seed_list[0])
-        history.insert(0, "seed", seeds)
-        history.insert(0, "estimator", f"closed_form_{variant}")
-        history.insert(1, "critic", "none")
-        histories.append(history)
-    names = names + [f"closed_form_{variant}" for variant in closed_form]
+    for seed in config.seeds:
+        for name in config.estimators:
+            critic = _initial_critic(config, seed, device)
+            result = train(
+                critic, get_bound(name, **params[name]), _stream(config, seed, device),
+                steps=config.steps, optimizer=make_adam(critic.parameters(), config.lr),
+                check_every=config.check_every, progress=progress,
+                description=f"{name}, seed {seed}, {config.critic}",
+            )
+            history = result.history
+            history.insert(0, "seed", seed)
+            history.insert(0, "estimator", name)
+            history.insert(1, "critic", config.critic)
+            histories.append(history)
+    return histories
+
+
+def _closed_form(
+    config: GaussianBenchmarkConfig, variant: str, device: torch.device, progress: bool
+) -> pd.DataFrame:
+    """The closed-form MI of every seed's batches: one evaluation of ``x [S, N, d]`` a step."""
+    seeds = config.seeds
+    objective = functools.partial(explicit_mi, ridge=config.closed_form_ridge,
+                                  debias=CLOSED_FORMS[variant])
+    result = train(
+        PairedEmbeddings(), objective,
+        _stacked_batches([_stream(config, seed, device) for seed in seeds], 1),
+        steps=config.steps, check_every=config.check_every, progress=progress,
+        description=f"closed form ({variant})",
+    )
+    history = result.history
+    seed = (np.asarray(seeds)[history.pop("estimator").to_numpy()]
+            if "estimator" in history else seeds[0])
+    history.insert(0, "seed", seed)
+    history.insert(0, "estimator", f"closed_form_{variant}")
+    history.insert(1, "critic", "none")
+    return history
+
+
+def _tidy_table(histories: list[pd.DataFrame], config: GaussianBenchmarkConfig) -> pd.DataFrame:
+    """The histories as one table: :data:`TABLE_COLUMNS`, sorted, with the settings in ``attrs``."""
     table = pd.concat(histories, ignore_index=True)
-    table.insert(4, "stage", table.step // stage_steps)
+    table.insert(4, "stage", table.step // config.stage_steps)
     table = table[list(TABLE_COLUMNS)]
+    names = list(config.estimators) + [f"closed_form_{variant}" for variant in config.closed_form]
     order = {name: position for position, name in enumerate(names)}
     table = table.sort_values(
         ["seed", "estimator", "step"], key=lambda column: column.map(order)
         if column.name == "estimator" else column, kind="stable",
     ).reset_index(drop=True)
     table.attrs.update(
-        levels=list(map(float, levels)), stage_steps=stage_steps, dim=dim,
-        batch_size=batch_size, lr=lr, hidden_dims=list(hidden_dims), embed_dim=embed_dim,
-        bound_params=params, batched=batched, closed_form=closed_form,
-        closed_form_ridge=closed_form_ridge,
+        {**dataclasses.asdict(config), "dtype": str(config.dtype).removeprefix("torch."),
+         "bound_params": config.bound_params()}
     )
     return table
 
@@ -386,136 +461,106 @@ def stage_summary(table: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
-# --------------------------------------------------------------------------- files
-
-
-def save_result(table: pd.DataFrame, path: str | Path, *, record: Mapping | None = None) -> Path:
-    """Write the table to ``path`` (Parquet) and, beside it, ``path.json``: the settings in
-    ``table.attrs`` and ``record`` (the command, the environment, the wall time)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(path, index=False)
-    sidecar = path.with_suffix(path.suffix + ".json")
-    sidecar.write_text(json.dumps({"settings": table.attrs, **(record or {})}, indent=2,
-                                  default=str))
-    return path
-
-
-def load_result(path: str | Path) -> pd.DataFrame:
-    """Read a table written by :func:`save_result`, with its settings in ``attrs``."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"no result at {path}")
-    table = pd.read_parquet(path)
-    sidecar = path.with_suffix(path.suffix + ".json")
-    if sidecar.exists():
-        table.attrs.update(json.loads(sidecar.read_text()).get("settings", {}))
-    return table
-
-
-def _git_revision() -> str | None:
-    """The checked-out commit of the package's repository (``+dirty`` with local edits)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "remi_tutorial"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+dirty" if dirty.strip() else "")
-
-
-def environment() -> dict:
-    """What produced a result: versions, commit, machine and torch's thread count."""
-    return {
-        "git_commit": _git_revision(),
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    }
-
-
 # --------------------------------------------------------------------------- command line
+
+EXAMPLES = """examples:
+  # Figure 4: the twelve estimators on the paper's staircase, one seed (about 8 min on a CPU core)
+  %(prog)s --estimators all --seeds 0 --out results/gaussian.parquet
+  # three seeds, the concat critic too, and the closed form of every batch (a GPU job)
+  %(prog)s --critic separable concat --seeds 0 1 2 --closed-form raw debiased
+  # a quick look: two estimators, three short stages, the regularizer at weight 0.1
+  %(prog)s --estimators mine,remine --levels 2 4 6 --stage-steps 300 --alpha 0.1 \\
+      --out results/quick.csv
+"""
+
+
+def _choices(parameter: str) -> tuple[str, ...]:
+    """The values a bound's string parameter takes, read from its annotation (a ``Literal``)."""
+    specs = [bound_spec(name) for name in BOUND_NAMES]
+    spec = next(spec for spec in specs if parameter in spec.parameters)
+    return typing.get_args(typing.get_type_hints(spec.function)[parameter])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``python -m remi_tutorial.benchmarks gaussian``."""
-    parser.add_argument("--critic", nargs="+", choices=CRITICS, default=["separable"])
+    """The options of ``python -m remi_tutorial.benchmarks gaussian``: the fields of
+    :class:`GaussianBenchmarkConfig`, with its defaults."""
+    defaults = GaussianBenchmarkConfig()
+    parser.add_argument("--critic", nargs="+", choices=CRITICS, default=[defaults.critic],
+                        help="the critic of each run; the closed form comes with the first")
     parser.add_argument("--estimators", default="all",
-                        help="'all' or comma-separated bound names (default: all)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (default: 1)")
-    parser.add_argument("--levels", type=float, nargs="+", default=list(PAPER_LEVELS))
-    parser.add_argument("--stage-steps", type=int, default=PAPER_STAGE_STEPS)
-    parser.add_argument("--dim", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--hidden-dims", type=int, nargs="+", default=[256, 256])
-    parser.add_argument("--embed-dim", type=int, default=32)
-    parser.add_argument("--alpha", type=float, default=1.0, help="regularizer weight")
-    parser.add_argument("--target", type=float, default=0.0, help="DV-family target C")
-    parser.add_argument("--distance", choices=("squared", "absolute"), default="squared")
-    parser.add_argument("--nwj-penalty", choices=("paper", "authors_code"), default="paper")
-    parser.add_argument("--smile-tau", type=float, default=5.0)
-    parser.add_argument("--smile-clip", choices=("marginal", "both"), default="marginal")
-    parser.add_argument("--smile-gradient", choices=("js", "dv"), default="js")
-    parser.add_argument("--tuba-log-baseline", type=float, default=0.0)
-    parser.add_argument("--js-report-shift", type=float, default=0.0)
+                        help=f"'all' or comma-separated bound names ({', '.join(BOUND_NAMES)})")
+    cli.add_seeds(parser, default=defaults.seeds)
+    parser.add_argument("--levels", type=float, nargs="+", default=list(defaults.levels),
+                        help="the true MI of each stage, in nats")
+    parser.add_argument("--stage-steps", type=int, default=defaults.stage_steps,
+                        help="optimizer steps per stage")
+    parser.add_argument("--dim", type=int, default=defaults.dim, help="the dimension of x and y")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="pairs per batch")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam's learning rate")
+    parser.add_argument("--hidden-dims", type=int, nargs="+", default=list(defaults.hidden_dims),
+                        help="the critic's hidden widths")
+    parser.add_argument("--embed-dim", type=int, default=defaults.embed_dim,
+                        help="the separable critic's embedding dimension")
+    parser.add_argument("--batched", action=argparse.BooleanOptionalAction,
+                        default=defaults.batched,
+                        help="train every estimator and seed at once; --no-batched: one after "
+                             "another (faster for the concat critic on a CPU)")
     parser.add_argument("--closed-form", nargs="+", choices=tuple(CLOSED_FORMS), default=[],
                         help="also evaluate the closed-form Gaussian MI of every batch, raw "
                              "and/or debiased (critic 'none', computed once)")
-    parser.add_argument("--closed-form-ridge", type=float, default=0.0,
-                        help="the closed form's ridge (default 0: the plug-in estimate)")
-    parser.add_argument("--sequential", action="store_true",
-                        help="train the estimators one after another instead of at once "
-                             "(faster for the concat critic on a CPU)")
-    parser.add_argument("--device", default=None, help="default: the first GPU, else the CPU")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: small matmuls on a shared CPU)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--out", default="results/gaussian.parquet",
-                        help="the table (Parquet); settings and environment go to OUT.json")
+    parser.add_argument("--closed-form-ridge", type=float, default=defaults.closed_form_ridge,
+                        help="the closed form's ridge (0: the plug-in estimate)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                        help="the critic's and the data's dtype")
+    bounds = parser.add_argument_group(
+        "the bounds' parameters", "Each goes to every estimator whose bound takes it.")
+    bounds.add_argument("--alpha", type=float, default=defaults.alpha,
+                        help="the penalty weight of the regularized bounds")
+    bounds.add_argument("--target", type=float, default=defaults.target,
+                        help="C, the target of log E_Q[e^T] (ReMINE, ReSMILE, ReInfoNCE)")
+    bounds.add_argument("--distance", choices=_choices("distance"), default=defaults.distance,
+                        help="the regularizer's distance")
+    bounds.add_argument("--variant", choices=_choices("variant"), default=defaults.variant,
+                        help="the NWJ family's penalty: the paper's, or the authors' code's")
+    bounds.add_argument("--tau", type=float, default=defaults.tau,
+                        help="the clip of SMILE's and the NWJ family's scores (None: each "
+                             "bound's own, 5 for SMILE, no clip for the NWJ family)")
+    bounds.add_argument("--clip", choices=_choices("clip"), default=defaults.clip,
+                        help="SMILE: clip the marginal scores only, or both terms")
+    bounds.add_argument("--gradient", choices=_choices("gradient"), default=defaults.gradient,
+                        help="SMILE: train the critic on the JS bound, or on the clipped DV value")
+    bounds.add_argument("--log-baseline", type=float, default=defaults.log_baseline,
+                        help="log a, TUBA's constant baseline")
+    bounds.add_argument("--report-shift", type=float, default=defaults.report_shift,
+                        help="the shift at which JS reports NWJ")
+    cli.add_out(parser, default="results/gaussian.parquet")
+    cli.add_runtime(parser)
+
+
+def _config(args: argparse.Namespace, critic: str, closed_form: Sequence[str]):
+    """The :class:`GaussianBenchmarkConfig` of one critic's run: the options of the same names."""
+    fields = {item.name for item in dataclasses.fields(GaussianBenchmarkConfig)}
+    given = {name: value for name, value in vars(args).items() if name in fields}
+    return GaussianBenchmarkConfig(**{**given, "critic": critic, "closed_form": closed_form,
+                                      "dtype": getattr(torch, args.dtype)})
 
 
 def main(args: argparse.Namespace) -> None:
-    """Run the benchmark and save the table, with the command and environment beside it."""
-    torch.set_num_threads(args.threads)
-    params = gaussian_bound_params(
-        alpha=args.alpha, target=args.target, distance=args.distance,
-        nwj_penalty=args.nwj_penalty, smile_tau=args.smile_tau, smile_clip=args.smile_clip,
-        smile_gradient=args.smile_gradient, tuba_log_baseline=args.tuba_log_baseline,
-        js_report_shift=args.js_report_shift,
-    )
-    tables, wall_times = [], {}
-    for position, critic in enumerate(args.critic):
+    """Run the benchmark for each critic, save the table and print its per-stage summary."""
+    started = time.perf_counter()
+    cli.apply_threads(args)
+    device = cli.resolve_device(args.device)
+    # The closed form uses no critic: its rows come with the first critic's run only.
+    configs = [_config(args, critic, args.closed_form if position == 0 else ())
+               for position, critic in enumerate(args.critic)]
+    tables = []
+    for config in configs:
         start = time.perf_counter()
-        tables.append(run_gaussian_benchmark(
-            estimators=args.estimators, critic=critic, seeds=args.seeds, levels=args.levels,
-            stage_steps=args.stage_steps, dim=args.dim, batch_size=args.batch_size, lr=args.lr,
-            hidden_dims=args.hidden_dims, embed_dim=args.embed_dim, bound_params=params,
-            batched=not args.sequential,
-            # The closed form uses no critic: its rows come with the first critic's run only.
-            closed_form=args.closed_form if position == 0 else (),
-            closed_form_ridge=args.closed_form_ridge,
-            device=args.device, dtype=getattr(torch, args.dtype), progress=not args.no_progress,
-        ))
-        wall_times[critic] = time.perf_counter() - start
-        print(f"{critic}: {wall_times[critic]:.1f} s", flush=True)
+        tables.append(run_gaussian_benchmark(config, device=device, progress=not args.no_progress))
+        print(f"{config.critic}: {time.perf_counter() - start:.1f} s", flush=True)
     table = pd.concat(tables, ignore_index=True)
-    table.attrs = tables[0].attrs
-    record = {
-        "command": "python -m remi_tutorial.benchmarks " + shlex.join(sys.argv[1:]),
-        "wall_seconds": wall_times,
-        "environment": environment(),
-    }
-    path = save_result(table, args.out, record=record)
-    print(f"wrote {path} ({len(table)} rows) and {path}.json")
+    table.attrs = {**tables[0].attrs, "critic": list(args.critic)}
+    cli.write_result(table, args.out, started=started)
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(stage_summary(table).round(3).to_string(index=False))

@@ -6,10 +6,11 @@ balanced classes. A classifier's logits ``[B, K]`` score every (image, class) pa
 batch: the positive pairs are the images with their labels (one per row,
 :func:`~remi_tutorial.tasks.label_masks`), the marginal term runs over all ``B K`` pairs.
 Maximising a bound trains the classifier; the benchmark reports the MI estimate against
-``H(Y)`` and the test accuracy of the argmax of the logits.
+``H(Y)`` and the test accuracy of the argmax of the logits. :data:`SUPERVISED` states this
+for the engine of the image benchmarks (:mod:`~remi_tutorial.benchmarks.image_cells`).
 
-Command line: ``python -m remi_tutorial.benchmarks supervised --dataset cifar10 --loss
-mine remine --seed 0 1 2`` (see ``--help``).
+Command line: ``python -m remi_tutorial.benchmarks supervised`` (``--help`` shows the
+options and examples).
 """
 
 from __future__ import annotations
@@ -19,10 +20,21 @@ import argparse
 import torch
 from torch import Tensor
 
-from ..images import ImageCritic
-from .image_runs import add_image_arguments, run_from_args
+from ..bounds import BOUND_NAMES
+from ..critics import ImageCritic
+from ..datasets import ImageDataset
+from ..tasks import label_masks
+from .image_cli import add_image_arguments, run_from_args
+from .image_spec import ImageBenchmark
 
-__all__ = ["test_accuracy", "add_arguments", "main"]
+__all__ = ["SUPERVISED", "test_accuracy", "add_arguments", "main"]
+
+EXAMPLES = """examples:
+  # the CPU-size sweep of the book: digits, the twelve bounds, two seeds
+  %(prog)s --dataset digits --seeds 0 1 --alpha 0.1 --out results/supervised_digits.csv
+  # the paper's CIFAR-10 cells of MINE and ReMINE (a GPU job; a later call resumes it)
+  %(prog)s --dataset cifar10 --download --loss mine remine --seeds 0 1 2 --results results
+"""
 
 
 @torch.no_grad()
@@ -51,8 +63,26 @@ def test_accuracy(critic: ImageCritic, images: Tensor, labels: Tensor, *, batch_
     return correct / len(labels)
 
 
+def _test_set_accuracy(critic: ImageCritic, dataset: ImageDataset) -> float:
+    """:func:`test_accuracy` on the dataset's test images."""
+    return test_accuracy(critic, dataset.test_images, dataset.test_labels)
+
+
+SUPERVISED = ImageBenchmark(
+    name="supervised",
+    head="logits",
+    masks=label_masks,
+    pair_every_batch=False,
+    metric=_test_set_accuracy,
+    metric_name="test accuracy of the argmax of the logits",
+    losses=BOUND_NAMES,
+)
+"""The supervised benchmark: logits ``[B, K]``, one-hot label masks, test accuracy."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_image_arguments(parser, "supervised")
+    """The options of ``python -m remi_tutorial.benchmarks supervised``."""
+    add_image_arguments(parser, SUPERVISED)
 
 
 def main(args: argparse.Namespace) -> None:

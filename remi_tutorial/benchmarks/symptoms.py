@@ -15,9 +15,8 @@ symptoms within seconds on a CPU:
 :func:`train_one_hot` trains several bounds at once, each with its own copy of one initial
 critic, on one shared stream of batches (so runs differ only by their bound);
 :func:`symptom_summary` measures each run; :func:`pair_scores` scores joint and marginal
-pairs with the trained critics. The command line prints the summaries::
-
-    python -m remi_tutorial.benchmarks symptoms --setting drifting --bounds mine remine nwj
+pairs with the trained critics. The command line trains the bounds in one setting, for each
+seed, and prints (and with ``--out`` writes) the summaries.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,11 +32,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..bounds import Bound, bound_spec, get_bound
+from ..bounds import BOUND_NAMES, Bound, bound_spec, get_bound
 from ..critics import ConcatCritic, OneHotTableCritic
 from ..stacked import StackedConcatCritic, stack_bounds
 from ..tasks import one_hot_batches
 from ..train import train
+from . import cli
 
 __all__ = [
     "OneHotSetting",
@@ -298,21 +299,34 @@ def exact_bound_values(
 # --------------------------------------------------------------------------- command line
 
 
+EXAMPLES = """examples:
+  %(prog)s --setting drifting --bounds mine remine nwj
+  %(prog)s --setting explosion --seeds 0 1 2 --alpha 1 --out results/explosion.csv
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``python -m remi_tutorial.benchmarks symptoms``."""
-    parser.add_argument("--setting", choices=tuple(SETTINGS), default="drifting")
+    parser.add_argument("--setting", choices=tuple(SETTINGS), default="drifting",
+                        help="drifting: K = 16, batch 100, SGD; explosion: K = 20, batch 4, Adam")
     parser.add_argument("--bounds", nargs="+", default=["mine", "remine", "nwj", "renwj"],
-                        help="bound names, trained at once (default: mine remine nwj renwj)")
+                        choices=BOUND_NAMES, metavar="BOUND",
+                        help=f"bound names, trained at once: {', '.join(BOUND_NAMES)}")
     parser.add_argument("--alpha", type=float, default=None,
-                        help="penalty weight of the regularized bounds (default: the package's)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--steps", type=int, default=None, help="default: the setting's")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: small matmuls on a shared CPU)")
+                        help="penalty weight of the regularized bounds (None: each bound's own)")
+    cli.add_seeds(parser)
+    own_steps = ", ".join(f"{name} {setting.steps}" for name, setting in SETTINGS.items())
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"optimizer steps (None: the setting's, {own_steps})")
+    cli.add_out(parser, default=None)
+    cli.add_runtime(parser)
 
 
 def main(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
+    """Train the bounds for each seed; print, and with ``--out`` write, the summaries."""
+    started = time.perf_counter()
+    cli.apply_threads(args)
+    device = cli.resolve_device(args.device)
     setting = SETTINGS[args.setting]
     params = {} if args.alpha is None else {"alpha": args.alpha}
     bounds = {
@@ -320,8 +334,18 @@ def main(args: argparse.Namespace) -> None:
         for name in args.bounds
     }
     print(f"{args.setting}: {setting}")
+    summaries = []
     with pd.option_context("display.width", 160, "display.max_columns", None):
         for seed in args.seeds:
-            run = train_one_hot(bounds, setting, seed=seed, steps=args.steps, progress=False)
+            run = train_one_hot(bounds, setting, seed=seed, steps=args.steps, device=device,
+                                progress=not args.no_progress)
             print(f"\nseed {seed}: {run.message}")
-            print(symptom_summary(run.history).round(3).to_string(index=False))
+            summary = symptom_summary(run.history)
+            print(summary.round(3).to_string(index=False))
+            summary.insert(0, "seed", seed)
+            summaries.append(summary.assign(diverged_at=run.diverged_at))
+    if args.out:
+        table = pd.concat(summaries, ignore_index=True)
+        table.attrs = {"setting": args.setting, **dataclasses.asdict(run.setting),
+                       "bounds": list(args.bounds), "alpha": args.alpha, "seeds": list(args.seeds)}
+        cli.write_result(table, args.out, started=started)

@@ -1,31 +1,36 @@
 """Render the image benchmarks' results as the paper's Table 1, beside the paper's numbers.
 
-Reads the ``image_runs.csv`` table written by :func:`~remi_tutorial.benchmarks.image_runs.run_sweep`
-and shows, for every benchmark, dataset and loss, the mean and standard deviation over seeds
-of the MI estimate and the test accuracy, the original loss beside its regularized version,
-and the numbers published in the paper (:mod:`~remi_tutorial.benchmarks.paper_table1`),
-labelled as the paper's.
+Reads the ``runs`` table collected from a results folder
+(:func:`~remi_tutorial.benchmarks.image_results.collect`, the cells that
+:func:`~remi_tutorial.benchmarks.image_cells.run_sweep` finished) and shows, for every
+benchmark, dataset and loss, the mean and standard deviation over seeds of the MI estimate
+and the test accuracy, the original loss beside its regularized version, and the numbers
+published in the paper (:mod:`~remi_tutorial.benchmarks.paper_table1`), labelled as the
+paper's.
 
-Command line: ``python -m remi_tutorial.benchmarks table1 --results results``.
+Command line: ``python -m remi_tutorial.benchmarks table1`` (``--help`` shows the options
+and examples); ``--out FILE`` writes the summary behind the table (:func:`summarize_runs`).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+import time
 
 import numpy as np
 import pandas as pd
 
 from ..bounds import ORIGINAL_NAMES, bound_spec
-from .image_runs import RUNS_FILE, format_number, read_results
+from .cli import add_out, write_result
+from .image_registry import IMAGE_BENCHMARKS
+from .image_results import collect, format_number
 from .paper_table1 import paper_table1
 
 __all__ = ["summarize_runs", "render_table1", "render_paper_table1", "add_arguments", "main"]
 
 _DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "digits": "digits"}
-_BENCHMARK_ORDER = ("supervised", "contrastive")
+_BENCHMARK_ORDER = tuple(IMAGE_BENCHMARKS)
 _SETTING_COLUMNS = ("model", "stem", "batch_size", "epochs", "lr", "width", "embed_dim")
 
 
@@ -33,7 +38,7 @@ def summarize_runs(runs: pd.DataFrame, *, alpha: float | str = "best") -> pd.Dat
     """Mean and standard deviation over seeds of every (benchmark, dataset, loss, variant).
 
     Args:
-        runs: rows of ``image_runs.csv``.
+        runs: the ``runs`` table of :func:`~remi_tutorial.benchmarks.image_results.collect`.
         alpha: which regularizer weight represents a regularized loss: a number (runs
             with that ``alpha``), or ``"best"``: per benchmark, dataset and loss, the weight
             with the highest mean test accuracy. Choosing on test accuracy flatters the
@@ -112,7 +117,7 @@ def render_table1(
     """Table 1 of the paper from our runs, with the paper's numbers beside them.
 
     Args:
-        runs: rows of ``image_runs.csv`` (:func:`~remi_tutorial.benchmarks.image_runs.run_sweep`).
+        runs: the ``runs`` table of :func:`~remi_tutorial.benchmarks.image_results.collect`.
         alpha: see :func:`summarize_runs`.
         paper: add the paper's published numbers (CIFAR rows only; "—" elsewhere).
         decimals: decimals of every number.
@@ -214,21 +219,34 @@ def render_paper_table1(benchmark: str | None = None, *, decimals: int = 3) -> p
     return table
 
 
+EXAMPLES = """examples:
+  %(prog)s --results results
+  # the regularized losses at alpha 0.01, as Markdown, and the summary behind the table
+  %(prog)s --results results --alpha 0.01 --markdown --out results/table1_summary.csv
+"""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", default="results", help=f"the folder with {RUNS_FILE}")
+    """The options of ``python -m remi_tutorial.benchmarks table1``."""
+    parser.add_argument("--results", default="results",
+                        help="the results folder of the supervised and contrastive commands")
     parser.add_argument("--alpha", default="best",
-                        help="the regularizer weight to show: a number, or 'best' (default)")
+                        help="the regularizer weight to show: a number, or 'best' (per loss, "
+                             "the one with the highest mean test accuracy)")
     parser.add_argument("--no-paper", action="store_true", help="leave out the paper's numbers")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    add_out(parser, None)
 
 
 def main(args: argparse.Namespace) -> None:
-    path = Path(args.results) / RUNS_FILE
-    runs = read_results(path)
-    if runs.empty:
-        raise SystemExit(f"no results in {path}: run the supervised or contrastive command first")
+    started = time.perf_counter()
+    collected = collect(args.results)
+    if collected.runs.empty:
+        raise SystemExit(f"no results in {args.results}: run the supervised or contrastive "
+                         "command first")
+    print(f"{args.results}: {collected.report()}\n")
     alpha = args.alpha if args.alpha == "best" else float(args.alpha)
-    table = render_table1(runs, alpha=alpha, paper=not args.no_paper)
+    table = render_table1(collected.runs, alpha=alpha, paper=not args.no_paper)
     if args.markdown:
         flat = table.copy()
         flat.columns = [" ".join(part for part in column if part) for column in flat.columns]
@@ -236,3 +254,7 @@ def main(args: argparse.Namespace) -> None:
     else:
         with pd.option_context("display.width", 250, "display.max_columns", 50):
             print(table.to_string())
+    if args.out:
+        summary = summarize_runs(collected.runs, alpha=alpha)
+        summary.attrs = {"results": str(args.results), "alpha": args.alpha}
+        write_result(summary, args.out, started=started)

@@ -7,11 +7,8 @@ import pytest
 import torch
 
 from remi_tutorial.bounds import BOUND_NAMES, get_bound
-from remi_tutorial.images import (
+from remi_tutorial.datasets import (
     ImageBatches,
-    ImageCritic,
-    ResNet18,
-    SmallConvNet,
     label_entropy,
     load_cifar,
     load_digits,
@@ -149,78 +146,23 @@ def test_label_entropy_is_below_log_k_for_unbalanced_labels():
     assert label_entropy(labels, 10) == pytest.approx(expected)
 
 
-# --------------------------------------------------------------------------- networks
-
-
-def parameter_count(module):
-    return sum(p.numel() for p in module.parameters())
-
-
-def test_resnet18_with_the_cifar_stem_has_the_known_parameter_count():
-    # torchvision's resnet18 (11,689,512 with 1000 classes) with 10 classes and a 3x3 stem
-    assert parameter_count(ResNet18(10, stem="cifar")) == 11_173_962
-
-
-def test_resnet18_with_the_imagenet_stem_has_torchvisions_parameter_count():
-    assert parameter_count(ResNet18(1000, stem="imagenet")) == 11_689_512
-
-
-def test_resnet18_stems_produce_32_and_56_pixel_maps_from_32_pixel_images():
-    images = torch.randn(2, 3, 32, 32)
-    assert ResNet18(10, stem="cifar").stem(images).shape == (2, 64, 32, 32)
-    assert ResNet18(10, stem="imagenet").stem(images).shape == (2, 64, 56, 56)
-
-
-def test_resnet18_without_classes_returns_512_non_negative_features():
-    embedding = ResNet18(None, in_channels=1)(torch.randn(3, 1, 8, 8))
-    assert embedding.shape == (3, 512)
-    assert (embedding >= 0).all()
-
-
-def test_small_conv_net_returns_logits_or_non_negative_features():
-    images = torch.randn(4, 1, 8, 8)
-    assert SmallConvNet(10)(images).shape == (4, 10)
-    features = SmallConvNet(None)(images)
-    assert features.shape == (4, 512) and (features >= 0).all()
-
-
-def test_resnet18_rejects_an_unknown_stem():
-    with pytest.raises(ValueError, match="stem"):
-        ResNet18(10, stem="tiny")
-
-
-def test_dot_critic_scores_are_the_gram_matrix_of_the_embedding():
-    critic = ImageCritic(SmallConvNet(None), "dot").eval()
-    images = torch.randn(5, 1, 8, 8)
-    embedding = critic.embed(images)
-    assert torch.allclose(critic(images), embedding @ embedding.T)
-
-
-def test_logit_critic_scores_are_the_networks_logits():
-    network = SmallConvNet(10).eval()
-    images = torch.randn(5, 1, 8, 8)
-    assert torch.equal(ImageCritic(network, "logits")(images), network(images))
-
-
-def test_mixed_precision_critic_returns_float32_scores_close_to_full_precision():
-    torch.manual_seed(0)
-    network = SmallConvNet(None).eval()
-    images = torch.randn(6, 1, 8, 8)
-    full = ImageCritic(network, "dot")(images)
-    mixed = ImageCritic(network, "dot", amp=True)(images)
-    assert mixed.dtype == torch.float32
-    assert torch.allclose(mixed, full, rtol=0.05)
-
-
 # --------------------------------------------------------------------------- batch streams
 
 
-def stream(benchmark="supervised", seed=0, num_classes=10, n=60, batch_size=10):
+def contrastive_builder(labels, num_classes):
+    return contrastive_masks(labels)
+
+
+def stream(masks=label_masks, pair_every_batch=False, seed=0, num_classes=10, n=60, batch_size=10):
     generator = torch.Generator().manual_seed(1)
     labels = torch.arange(n) % num_classes
     images = torch.randn(n, 1, 4, 4, generator=generator)
-    return ImageBatches(images, labels, num_classes, benchmark=benchmark,
+    return ImageBatches(images, labels, num_classes, masks=masks, pair_every_batch=pair_every_batch,
                         batch_size=batch_size, seed=seed)
+
+
+def contrastive_stream(**changes):
+    return stream(masks=contrastive_builder, pair_every_batch=True, **changes)
 
 
 def test_batches_depend_only_on_seed_and_step():
@@ -244,7 +186,7 @@ def test_epochs_and_seeds_have_different_orders():
     assert stream(seed=0).indices(0).tolist() != stream(seed=1).indices(0).tolist()
 
 
-def test_supervised_batches_mark_each_image_with_its_label():
+def test_label_mask_batches_mark_each_image_with_its_label():
     batches = stream()
     batch = batches(3)
     labels = batches.labels[batches.indices(3)]
@@ -256,7 +198,7 @@ def test_supervised_batches_mark_each_image_with_its_label():
 
 
 def test_contrastive_batches_pair_same_label_images_and_contrast_all_different_ones():
-    batches = stream("contrastive", num_classes=3)
+    batches = contrastive_stream(num_classes=3)
     batch = batches(2)
     labels = batches.labels[batches.indices(2)]
     same = labels[:, None] == labels[None, :]
@@ -267,27 +209,43 @@ def test_contrastive_batches_pair_same_label_images_and_contrast_all_different_o
 
 def test_contrastive_batches_always_contain_a_same_label_pair():
     # 50 classes, batches of 5: most random batches would have no pair.
-    batches = stream("contrastive", num_classes=50, n=500, batch_size=5)
+    batches = contrastive_stream(num_classes=50, n=500, batch_size=5)
     for step in range(3 * batches.steps_per_epoch):
         assert batches(step).positive.any()
 
 
-def test_repaired_contrastive_batches_are_counted():
-    batches = stream("contrastive", num_classes=50, n=500, batch_size=5)
-    assert batches.repaired_batches(1) > batches.steps_per_epoch // 2
-    assert stream("contrastive", num_classes=1).repaired_batches(3) == 0
+def test_a_batch_without_a_same_label_pair_is_repaired_and_counted_exactly():
+    # The same data order without the repair: its pairless batches are counted by hand.
+    repaired = contrastive_stream(num_classes=50, n=500, batch_size=5)
+    raw = stream(masks=contrastive_builder, num_classes=50, n=500, batch_size=5)
+    raw_order, none_repaired = raw.epoch_order(0)
+    order, count = repaired.epoch_order(0)
+    labels = raw.labels.numpy()
+    pairless = [row for row in range(len(raw_order))
+                if len(set(labels[raw_order[row]])) == len(raw_order[row])]
+    assert none_repaired == 0
+    assert count == len(pairless) == repaired.repaired_batches(1) > 0
+    changed = [row for row in range(len(order)) if (order[row] != raw_order[row]).any()]
+    assert changed == pairless
+    for row in pairless:  # only the last image changed, for one with the first image's label
+        assert (order[row, :-1] == raw_order[row, :-1]).all()
+        assert labels[order[row, -1]] == labels[order[row, 0]] and order[row, -1] != order[row, 0]
 
 
-def test_contrastive_batches_need_a_label_shared_by_two_images():
+def test_every_batch_is_already_paired_when_a_class_fills_it():
+    assert contrastive_stream(num_classes=1).repaired_batches(3) == 0
+
+
+def test_a_pair_in_every_batch_needs_a_label_shared_by_two_images():
     with pytest.raises(ValueError, match="at least two images"):
-        ImageBatches(torch.randn(4, 1, 2, 2), torch.arange(4), 4,
-                     benchmark="contrastive", batch_size=2, seed=0)
+        ImageBatches(torch.randn(4, 1, 2, 2), torch.arange(4), 4, masks=contrastive_builder,
+                     pair_every_batch=True, batch_size=2, seed=0)
 
 
 def test_batches_reject_a_batch_size_larger_than_the_dataset():
     with pytest.raises(ValueError, match="batch_size"):
         ImageBatches(torch.randn(4, 1, 2, 2), torch.zeros(4, dtype=torch.long), 1,
-                     benchmark="supervised", batch_size=5, seed=0)
+                     masks=label_masks, batch_size=5, seed=0)
 
 
 # --------------------------------------------------------------------------- masks on real shapes

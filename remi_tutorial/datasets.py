@@ -1,4 +1,4 @@
-"""Image datasets, image encoders and the batch streams of the two image benchmarks.
+"""Image datasets and the batch stream of the image benchmarks.
 
 Datasets (:class:`ImageDataset`, images scaled to ``[-1, 1]`` like the authors' pipeline):
 
@@ -9,13 +9,9 @@ Datasets (:class:`ImageDataset`, images scaled to ``[-1, 1]`` like the authors' 
 * scikit-learn's digits (1,797 8x8 grey images, 10 classes), which needs no download: the
   dataset of the CPU-size runs.
 
-Encoders: :class:`ResNet18` (the network of the paper's benchmarks) with a switch between
-a 32x32 stem and the authors' pipeline (upsample to 224x224, ImageNet stem), and
-:class:`SmallConvNet` for CPU runs. Both end like ResNet-18: ReLU features, global average
-pooling, then an optional linear layer.
-
-Batch streams: :class:`ImageBatches` turns a dataset into ``batches(step) -> Batch`` for
-:func:`~remi_tutorial.train.train`. The batch at a step is a pure function of
+Batch stream: :class:`ImageBatches` turns a dataset into ``batches(step) -> Batch`` for
+:func:`~remi_tutorial.train.train`, with the masks of a benchmark (a mask builder such as
+:func:`~remi_tutorial.tasks.label_masks`). The batch at a step is a pure function of
 ``(seed, step)``, which is what makes a resumed run identical to an uninterrupted one.
 """
 
@@ -23,16 +19,16 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .tasks import Batch, contrastive_masks, label_masks
+from .tasks import Batch
 
 __all__ = [
     "DATASET_NAMES",
@@ -43,9 +39,7 @@ __all__ = [
     "load_image_dataset",
     "place_dataset",
     "label_entropy",
-    "ResNet18",
-    "SmallConvNet",
-    "ImageCritic",
+    "MaskBuilder",
     "ImageBatches",
 ]
 
@@ -63,9 +57,6 @@ _CIFAR_URLS = {
     "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
 }
-
-
-# --------------------------------------------------------------------------- datasets
 
 
 @dataclass(frozen=True)
@@ -310,189 +301,9 @@ def label_entropy(labels: Tensor, num_classes: int) -> float:
     return float(-(p * p.log()).sum())
 
 
-# --------------------------------------------------------------------------- encoders
-
-
-class _BasicBlock(nn.Module):
-    """Two 3x3 convolutions with batch norm and a shortcut (He et al., 2016)."""
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-def _init_like_torchvision(module: nn.Module) -> None:
-    """He-normal convolutions (fan-out) and unit batch norms, as ``torchvision.models.resnet18``.
-
-    The initial scale of the features sets the initial scale of the contrastive scores, so
-    it follows the network the authors used.
-    """
-    for layer in module.modules():
-        if isinstance(layer, nn.Conv2d):
-            nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(layer, nn.BatchNorm2d):
-            nn.init.ones_(layer.weight)
-            nn.init.zeros_(layer.bias)
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 (He et al., 2016) with a choice of stem.
-
-    * ``stem="cifar"``: a 3x3 stride-1 convolution and no max-pooling, the usual adaptation
-      to 32x32 images; the last feature map is 4x4.
-    * ``stem="imagenet"``: the authors' pipeline: every image is upsampled (bilinear) to
-      224x224 and goes through the ImageNet stem (7x7 stride-2 convolution, 3x3 max-pool);
-      the last feature map is 7x7. 49 times the pixels of a 32x32 image; about three times
-      the arithmetic of the ``"cifar"`` stem, because that stem keeps 32x32 maps where the
-      ImageNet one shrinks 224x224 to 56x56 (``scripts/bench_images.py`` measures both).
-
-    Initialised as ``torchvision.models.resnet18``.
-
-    Args:
-        num_classes: outputs of the final linear layer, or ``None`` for no final layer (the
-            encoder of the contrastive benchmark: 512 non-negative features).
-        stem: ``"cifar"`` or ``"imagenet"``.
-        in_channels: channels of the input images.
-
-    Shapes: ``[B, in_channels, H, W] -> [B, num_classes]`` (or ``[B, 512]``).
-    """
-
-    def __init__(
-        self,
-        num_classes: int | None = 10,
-        *,
-        stem: Literal["cifar", "imagenet"] = "cifar",
-        in_channels: int = 3,
-    ):
-        super().__init__()
-        if stem == "cifar":
-            self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()
-            )
-        elif stem == "imagenet":
-            self.stem = nn.Sequential(
-                nn.Upsample(size=(224, 224), mode="bilinear", align_corners=False),
-                nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
-                nn.BatchNorm2d(64),
-                nn.ReLU(),
-                nn.MaxPool2d(3, 2, 1),
-            )
-        else:
-            raise ValueError(f"stem must be 'cifar' or 'imagenet', got {stem!r}")
-        self.stem_name = stem
-        blocks: list[nn.Module] = []
-        channels = 64
-        for width, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            blocks += [_BasicBlock(channels, width, stride), _BasicBlock(width, width, 1)]
-            channels = width
-        self.features = nn.Sequential(
-            self.stem, *blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten()
-        )
-        self.head: nn.Module = nn.Identity() if num_classes is None else nn.Linear(512, num_classes)
-        self.out_features = 512 if num_classes is None else num_classes
-        _init_like_torchvision(self.features)
-
-    def forward(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W] -> [B, num_classes]`` (or ``[B, 512]``)."""
-        return self.head(self.features(images))
-
-
-class SmallConvNet(nn.Module):
-    """A small convolutional network for CPU runs, ending like ResNet-18.
-
-    Three 3x3 convolutions with batch norm and ReLU (the second with stride 2), global
-    average pooling, and an optional final linear layer. Its features are non-negative
-    averages of ReLU outputs, as ResNet-18's are, and the default width of the last
-    convolution is ResNet-18's 512 (it is a 1x1 convolution to keep the cost small), so
-    that the scale of its embedding's dot products at initialisation is comparable.
-
-    Args:
-        num_classes: outputs of the final linear layer, or ``None`` for none.
-        in_channels: channels of the input images.
-        widths: output channels of the three convolutions.
-
-    Shapes: ``[B, in_channels, H, W] -> [B, num_classes]`` (or ``[B, widths[-1]]``).
-    """
-
-    def __init__(
-        self,
-        num_classes: int | None = 10,
-        *,
-        in_channels: int = 1,
-        widths: tuple[int, int, int] = (32, 64, 512),
-    ):
-        super().__init__()
-        first, second, last = widths
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, first, 3, 1, 1, bias=False), nn.BatchNorm2d(first), nn.ReLU(),
-            nn.Conv2d(first, second, 3, 2, 1, bias=False), nn.BatchNorm2d(second), nn.ReLU(),
-            nn.Conv2d(second, last, 1, bias=False), nn.BatchNorm2d(last), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.head: nn.Module = nn.Identity() if num_classes is None else nn.Linear(last, num_classes)
-        self.out_features = last if num_classes is None else num_classes
-        _init_like_torchvision(self.features)
-
-    def forward(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W] -> [B, num_classes]`` (or ``[B, widths[-1]]``)."""
-        return self.head(self.features(images))
-
-
-class ImageCritic(nn.Module):
-    """The critic of an image benchmark: a network's logits, or its embeddings' dot products.
-
-    * ``kind="logits"`` (supervised benchmark): ``scores [B, K] = network(images)``, the
-      score of each (image, class) pair.
-    * ``kind="dot"`` (contrastive benchmark): ``scores [B, B] = z z^T`` with
-      ``z = network(images)``, the score of each pair of images.
-
-    With ``amp=True`` the network's ``features`` run under bfloat16 autocast (on the device
-    of the images); the final layer and the dot products run in float32, so the scores that
-    enter ``exp`` in a bound are float32. bfloat16 has float32's range, so no loss scaling
-    is needed.
-
-    Args:
-        network: a module with ``features`` and ``head`` (:class:`ResNet18`,
-            :class:`SmallConvNet`).
-        kind: ``"logits"`` or ``"dot"``.
-        amp: use mixed precision for the features.
-    """
-
-    def __init__(self, network: nn.Module, kind: Literal["logits", "dot"], *, amp: bool = False):
-        super().__init__()
-        if kind not in ("logits", "dot"):
-            raise ValueError(f"kind must be 'logits' or 'dot', got {kind!r}")
-        self.network = network
-        self.kind = kind
-        self.amp = amp
-
-    def embed(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W] -> [B, D]``: the network's float32 output."""
-        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            features = self.network.features(images)
-        return self.network.head(features.float())
-
-    def forward(self, images: Tensor) -> Tensor:
-        """``[B, C, H, W] -> scores [B, K]`` (logits) or ``[B, B]`` (dot)."""
-        outputs = self.embed(images)
-        return outputs if self.kind == "logits" else outputs @ outputs.T
-
-
-# --------------------------------------------------------------------------- batch streams
+MaskBuilder = Callable[[Tensor, int], tuple[Tensor, Tensor | None]]
+"""``(labels [B], num_classes) -> (positive, negative)``: the masks of the scores of a batch,
+e.g. :func:`~remi_tutorial.tasks.label_masks` (``negative`` may be ``None``: every pair)."""
 
 
 def _epoch_generator(seed: int, epoch: int) -> np.random.Generator:
@@ -508,7 +319,7 @@ def _pair_every_batch(
     with the label of its first image that has one (drawn with ``rng``).
 
     Returns:
-        The number of rows changed.
+        The number of rows without a same-label pair before the repair.
     """
     row_labels = np.sort(labels[order], axis=1)
     unpaired = np.flatnonzero((row_labels[:, 1:] != row_labels[:, :-1]).all(axis=1))
@@ -528,26 +339,29 @@ class ImageBatches:
     Epoch ``e`` visits the training images in a permutation drawn from a generator seeded
     by ``(seed, e)``, ``batch_size`` at a time (the last incomplete batch is dropped), so
     ``batches(step)`` depends on ``(seed, step)`` only and a resumed run sees the same
-    batches as an uninterrupted one.
+    batches as an uninterrupted one. A batch is ``Batch((images,), positive, negative, H(Y))``
+    with ``positive, negative = masks(labels, num_classes)``:
 
-    * ``benchmark="supervised"``: ``Batch((images,), positive [B, K], None, H(Y))`` with
-      :func:`~remi_tutorial.tasks.label_masks`: the positive of each image is its label, the
-      marginal every (image, class) pair.
-    * ``benchmark="contrastive"``: ``Batch((images,), positive [B, B], negative [B, B], H(Y))``
-      with :func:`~remi_tutorial.tasks.contrastive_masks`. A batch in which no two images
-      share a label has no positive pair and no bound is defined on it. Such batches are
-      *repaired*: the last image is swapped for another image with the first image's label.
-      This keeps every step a training step and the stream a pure function of the step; it
-      happens to about 1 batch in 2,800 at batch 10 with 10 balanced classes (``10!/10^10``)
-      and to none in practice at batch 100 with 100 classes. :meth:`repaired_batches` counts
-      them.
+    * :func:`~remi_tutorial.tasks.label_masks` (the supervised benchmark): ``positive
+      [B, K]``, each image with its label; ``negative`` ``None``, every (image, class) pair.
+    * :func:`~remi_tutorial.tasks.contrastive_masks` (the contrastive benchmark, through a
+      builder that ignores ``num_classes``): ``positive [B, B]``, pairs of different images
+      with the same label; ``negative [B, B]``, every pair of different images.
+
+    With such masks a batch in which no two images share a label has no positive pair and
+    no bound is defined on it. With ``pair_every_batch`` such batches are *repaired*: the
+    last image is swapped for another image with the first image's label. This keeps every
+    step a training step and the stream a pure function of the step; it happens to about 1
+    batch in 2,800 at batch 10 with 10 balanced classes (``10!/10^10``) and to none in
+    practice at batch 100 with 100 classes. :meth:`repaired_batches` counts them.
 
     Args:
         images: float ``[N, C, H, W]`` (on the device where batches are wanted, or on the
             CPU: each batch is then moved to ``device``).
         labels: int64 ``[N]``.
         num_classes: ``K``.
-        benchmark: ``"supervised"`` or ``"contrastive"``.
+        masks: the benchmark's :data:`MaskBuilder`.
+        pair_every_batch: repair the batches without a same-label pair (see above).
         batch_size: images per batch, ``2 <= batch_size <= N``.
         seed: seeds the data order.
         device: where the batches go (default: where ``images`` are).
@@ -559,13 +373,12 @@ class ImageBatches:
         labels: Tensor,
         num_classes: int,
         *,
-        benchmark: Literal["supervised", "contrastive"],
+        masks: MaskBuilder,
+        pair_every_batch: bool = False,
         batch_size: int,
         seed: int,
         device: torch.device | str | None = None,
     ):
-        if benchmark not in ("supervised", "contrastive"):
-            raise ValueError(f"benchmark must be 'supervised' or 'contrastive', got {benchmark!r}")
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         if not 2 <= batch_size <= labels.shape[0]:
@@ -573,7 +386,8 @@ class ImageBatches:
         self.images = images
         self.labels = labels
         self.num_classes = num_classes
-        self.benchmark = benchmark
+        self.masks = masks
+        self.pair_every_batch = pair_every_batch
         self.batch_size = batch_size
         self.seed = seed
         self.device = torch.device(device) if device is not None else images.device
@@ -583,19 +397,21 @@ class ImageBatches:
         self._by_label = {
             int(k): np.flatnonzero(self._labels_np == k) for k in np.unique(self._labels_np)
         }
-        if benchmark == "contrastive" and max(len(v) for v in self._by_label.values()) < 2:
-            raise ValueError("contrastive batches need a label shared by at least two images")
+        if pair_every_batch and max(len(v) for v in self._by_label.values()) < 2:
+            raise ValueError("a same-label pair in every batch needs a label shared by at least "
+                             "two images")
         self._cached_epoch: int | None = None
         self._cached_order: Tensor | None = None
 
     def epoch_order(self, epoch: int) -> tuple[np.ndarray, int]:
         """The image indices of every batch of ``epoch``, ``[steps_per_epoch, B]``, and the
-        number of batches repaired to contain a same-label pair (contrastive only)."""
+        number of batches repaired to contain a same-label pair (0 without
+        ``pair_every_batch``)."""
         rng = _epoch_generator(self.seed, epoch)
         used = self.steps_per_epoch * self.batch_size
         order = rng.permutation(len(self._labels_np))[:used].reshape(-1, self.batch_size)
         repaired = 0
-        if self.benchmark == "contrastive":
+        if self.pair_every_batch:
             repaired = _pair_every_batch(order, self._labels_np, self._by_label, rng)
         return order, repaired
 
@@ -616,9 +432,5 @@ class ImageBatches:
         index = self.indices(step)
         images = self.images[index].to(self.device, non_blocking=True)
         labels = self.labels[index].to(self.device, non_blocking=True)
-        if self.benchmark == "supervised":
-            positive, negative = label_masks(labels, self.num_classes)
-        else:
-            positive, negative = contrastive_masks(labels)
+        positive, negative = self.masks(labels, self.num_classes)
         return Batch((images,), positive, negative, self.true_mi)
-
