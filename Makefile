@@ -25,6 +25,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[book,test]"
 	touch $@
 
+# The book is built from the committed outputs (_config.yml: execute_notebooks "off");
+# `make notebooks` re-executes the chapters, `make test` validates them.
 book: env
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is in _build/html/index.html"

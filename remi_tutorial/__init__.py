@@ -18,7 +18,17 @@ from .bounds import BOUND_NAMES, Bound, get_bound
 from .critics import ConcatCritic, SeparableCritic
 from .diagnose import Diagnosis, diagnose
 from .ksg import ksg_mi
-from .tasks import MI_TASKS, Batch, gaussian_batches, gaussian_mi, gaussian_rho, mi_task
+from .tasks import (
+    MI_TASKS,
+    Batch,
+    contrastive_masks,
+    gaussian_batches,
+    gaussian_mi,
+    gaussian_rho,
+    label_masks,
+    mi_task,
+    paired_masks,
+)
 from .train import TrainResult, train
 
 __all__ = [
@@ -33,6 +43,9 @@ __all__ = [
     "MI_TASKS",
     "mi_task",
     "Batch",
+    "paired_masks",
+    "label_masks",
+    "contrastive_masks",
     "gaussian_batches",
     "gaussian_mi",
     "gaussian_rho",
@@ -40,4 +53,5 @@ __all__ = [
     "train",
 ]
 
+# The one place the version is written: pyproject.toml reads it, a test keeps CITATION.cff in step.
 __version__ = "0.1.0"

@@ -40,4 +40,24 @@ def test_benchmark_chapters_request_a_gpu_runtime_on_colab(chapter):
 
 
 def test_no_notebook_drifted_from_the_template():
-    assert sync_notebooks.drifted(sync_notebooks.repository_url()) == []
+    assert sync_notebooks.drifted(sync_notebooks.repository_url(), sync_notebooks.book_url()) == []
+
+
+def test_online_book_is_the_repository_pages_address():
+    assert sync_notebooks.book_url() == sync_notebooks.pages_url(sync_notebooks.repository_url())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_first_markdown_cell_links_to_the_chapter_page_online(path):
+    cells = json.loads(path.read_text())["cells"]
+    heading = "".join(next(cell for cell in cells if cell["cell_type"] == "markdown")["source"])
+    page = sync_notebooks.chapter_page(sync_notebooks.book_url(), path.stem)
+    assert heading.startswith("# ")
+    assert heading.endswith(f"]({page}), and run the code here.*")
+
+
+def test_read_online_link_replaces_an_older_one_instead_of_adding_a_second():
+    once = sync_notebooks.with_read_online("# Title\n\nText.\n", "https://a.io/book/x.html")
+    twice = sync_notebooks.with_read_online(once, "https://b.io/book/x.html")
+    assert twice.count(sync_notebooks.READ_ONLINE_PREFIX) == 1
+    assert twice.startswith("# Title\n\nText.\n\n") and "https://b.io/book/x.html" in twice
