@@ -834,12 +834,12 @@ class BoundSpec:
 
     @property
     def parameters(self) -> tuple[str, ...]:
-        """The keyword parameters of :attr:`function` (``check`` aside)."""
+        """The keyword parameters of ``function`` (``check`` aside)."""
         return _keyword_parameters(self.function)
 
     @property
     def penalty_parameters(self) -> tuple[str, ...]:
-        """The keyword parameters of :attr:`penalty` (empty for an original bound)."""
+        """The keyword parameters of ``penalty`` (empty for an original bound)."""
         return _keyword_parameters(self.penalty) if self.regularized else ()
 
     def defaults(self) -> dict:

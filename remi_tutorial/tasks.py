@@ -691,7 +691,7 @@ class MITask:
     ) -> tuple[Tensor, Tensor]:
         """``batch_size`` pairs with MI ``mi`` in dimension ``dim``: ``x [B, dim]``, ``y [B, dim]``.
 
-        ``options`` override :attr:`options` (e.g. ``nu=5.0``).
+        ``options`` override ``options`` (e.g. ``nu=5.0``).
         """
         if dim < self.min_dim:
             raise ValueError(f"task {self.name!r} needs dim >= {self.min_dim}, got {dim}")
@@ -720,7 +720,7 @@ class MITask:
             seed: seeds the stream's own (CPU) generator.
             device: where the batches go (drawn on the CPU first: the same batches everywhere).
             dtype: their dtype.
-            **options: override :attr:`options`.
+            **options: override ``options``.
 
         Returns:
             ``batches(step) -> Batch`` with ``inputs = (x [B, dim], y [B, dim])`` and the

@@ -57,7 +57,7 @@ def estimates_at_analytic_critic(
         repeats: independent batches per batch size.
         seed: seeds the batches.
         shifts: bound name -> the constant added to ``log dP/dQ``; by default each bound's
-            :attr:`~remi_tutorial.bounds.BoundSpec.optimal_shift`.
+            the ``optimal_shift`` of :class:`~remi_tutorial.bounds.BoundSpec`.
         dtype: the dtype of samples and scores.
         device: where the samples are drawn and scored (default: the CPU).
 

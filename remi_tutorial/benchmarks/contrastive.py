@@ -162,8 +162,8 @@ CONTRASTIVE = ImageBenchmark(
     metric_name="1-nearest-neighbour test accuracy of the embedding",
     losses=(*BOUND_NAMES, SECOND_ORDER_LOSS),
 )
-"""The contrastive benchmark: dot products ``[B, B]``, same-label masks (a pair in every
-batch), 1-nearest-neighbour test accuracy; the bounds and the second-order loss."""
+"""The contrastive benchmark, with dot products ``[B, B]``, same-label masks (a pair in every
+batch), 1-nearest-neighbour test accuracy, the bounds and the second-order loss."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -188,7 +188,7 @@ class GaussianBenchmarkConfig:
 
     @property
     def steps(self) -> int:
-        """Optimizer steps in all: ``stage_steps * len(levels)``."""
+        """The number of optimizer steps, ``stage_steps * len(levels)``."""
         return self.stage_steps * len(self.levels)
 
     def bound_params(self) -> dict[str, dict]:
@@ -196,8 +196,9 @@ class GaussianBenchmarkConfig:
         or :func:`~remi_tutorial.stacked.stack_bounds`.
 
         Returns:
-            estimator name -> every parameter its bound takes: the field of that name (the
-            bound's own default where the field is ``None``), then its ``overrides``.
+            ``{estimator name: {parameter: value}}`` with every parameter its bound takes:
+            the field of that name (the bound's own default where the field is ``None``),
+            then its ``overrides``.
         """
         params = {}
         for name in self.estimators:

@@ -87,7 +87,7 @@ def request_cells(results_dir: str | os.PathLike, settings: Iterable[Mapping]) -
 
     Args:
         results_dir: the results folder.
-        settings: ``{column: value}`` of each cell, with :data:`KEY_COLUMNS`
+        settings: ``{column: value}`` of each cell, with :data:`~remi_tutorial.benchmarks.image_config.KEY_COLUMNS`
             (:meth:`~remi_tutorial.benchmarks.image_config.ImageRunConfig.settings`).
     """
     for values in settings:
@@ -104,7 +104,7 @@ def write_cell_result(
 
     Args:
         results_dir: the results folder.
-        summary: the cell's row of the ``runs`` table, with :data:`KEY_COLUMNS` (its key).
+        summary: the cell's row of the ``runs`` table, with :data:`~remi_tutorial.benchmarks.image_config.KEY_COLUMNS` (its key).
         curve: the cell's rows of the ``curves`` table.
 
     Returns:
@@ -134,7 +134,7 @@ class CollectedResults:
 
     Attributes:
         runs: one row per finished cell (a diverged one included: it is a result), in the
-            order of the keys: its settings (:data:`KEY_COLUMNS`), ``base_loss``,
+            order of the keys: its settings (:data:`~remi_tutorial.benchmarks.image_config.KEY_COLUMNS`), ``base_loss``,
             ``regularized``, ``steps``, ``true_mi``, ``mi_estimate``, ``test_accuracy``,
             ``diverged_at``, ``repaired_batches``, ``train_seconds``, ``device``, ``amp``,
             ``message`` (see :func:`~remi_tutorial.benchmarks.image_cells.run_image_cell`).

@@ -77,7 +77,7 @@ SUPERVISED = ImageBenchmark(
     metric_name="test accuracy of the argmax of the logits",
     losses=BOUND_NAMES,
 )
-"""The supervised benchmark: logits ``[B, K]``, one-hot label masks, test accuracy."""
+"""The supervised benchmark, with logits ``[B, K]``, one-hot label masks and test accuracy."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
