@@ -16,6 +16,7 @@ from remi_tutorial.benchmarks.image_config import image_configs
 from remi_tutorial.benchmarks.image_results import collect, read_cell_result
 from remi_tutorial.benchmarks.launch import ResumableCell, add_launcher_arguments, launch
 from remi_tutorial.benchmarks.supervised import SUPERVISED
+from remi_tutorial.benchmarks.tables import load_table
 from remi_tutorial.datasets import load_digits
 from helpers import InterruptingJob
 
@@ -68,7 +69,7 @@ def sweeps(tmp_path_factory):
         todo = [config for config in CELLS if read_cell_result(parallel, config.key()) is None]
         second = launch(todo, job, args, log=lines.append)
     return dict(sequential=collect(sequential), parallel=collect(parallel), after_kill=after_kill,
-                first=first, second=second, todo=todo, lines=lines)
+                first=first, second=second, todo=todo, lines=lines, folder=parallel)
 
 
 def test_a_killed_cell_fails_its_launch_and_is_reported_running_from_its_checkpoint(sweeps):
@@ -96,6 +97,13 @@ def test_the_collected_tables_equal_those_of_a_sequential_sweep(sweeps):
     pd.testing.assert_frame_equal(parallel.runs.drop(columns=VOLATILE),
                                   sequential.runs.drop(columns=VOLATILE))
     pd.testing.assert_frame_equal(parallel.curves, sequential.curves)
+
+
+def test_the_collect_command_writes_the_table_of_the_finished_cells(sweeps, tmp_path, capsys):
+    cli(["collect", "--results", str(sweeps["folder"]), "--out", str(tmp_path / "runs.csv")])
+    assert f"{len(CELLS)} finished cells (0 diverged), 0 running, 0 missing" in capsys.readouterr().out
+    table = load_table(tmp_path / "runs.csv")
+    assert table.loss.tolist() == sweeps["parallel"].runs.loss.tolist()
 
 
 def test_a_requeued_job_is_the_same_job_on_the_same_cell():
@@ -136,3 +144,27 @@ def test_the_local_launcher_needs_no_submitit(tmp_path, monkeypatch):
 def test_a_dry_run_needs_the_slurm_launcher(tmp_path):
     with pytest.raises(ValueError, match="--dry-run shows a SLURM job array"):
         launch(CELLS, cell_job(tmp_path), launcher_args(tmp_path, "--dry-run"))
+
+
+# A Gaussian benchmark small enough for a unit test; its cells are one critic and one seed.
+GAUSSIAN = ["gaussian", "--estimators", "mine,remine", "--levels", "1", "--stage-steps", "3",
+            "--dim", "2", "--batch-size", "8", "--hidden-dims", "4", "--embed-dim", "2",
+            "--no-progress", "--seeds", "0", "1"]
+
+
+def test_the_gaussian_command_keeps_each_seeds_table_and_skips_it_next_time(tmp_path, capsys):
+    out = tmp_path / "gaussian.csv"
+    cli([*GAUSSIAN, "--out", str(out)])
+    first = load_table(out)
+    cli([*GAUSSIAN, "--out", str(out)])
+    assert "skip separable seed 1: already in" in capsys.readouterr().out
+    assert len(list((tmp_path / "gaussian_cells").glob("*.parquet"))) == 2
+    pd.testing.assert_frame_equal(load_table(out), first)
+
+
+def test_the_gaussian_command_submits_a_job_per_critic_and_seed(tmp_path):
+    cli([*GAUSSIAN, "--critic", "separable", "concat", "--out", str(tmp_path / "g.csv"),
+         "--launcher", "slurm", "--dry-run", "--array-parallelism", "8"])
+    script = (tmp_path / "g_cells" / "jobs" / "dry-run.sbatch").read_text()
+    assert "#SBATCH --array=0-3%4" in script.splitlines()
+    assert not (tmp_path / "g.csv").exists()
