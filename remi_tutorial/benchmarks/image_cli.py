@@ -96,6 +96,13 @@ def _settings(args: argparse.Namespace) -> dict:
     return values
 
 
+def _load(args: argparse.Namespace):
+    try:
+        return load_image_dataset(args.dataset, args.data_root, download=args.download)
+    except FileNotFoundError as error:
+        raise SystemExit(f"{error}\nOn the command line: add --download.") from error
+
+
 def run_from_args(args: argparse.Namespace) -> None:
     """Run the sweep that the command-line options describe, print one line per cell and
     what the results folder holds, and write it to ``--out`` if given."""
@@ -112,10 +119,8 @@ def run_from_args(args: argparse.Namespace) -> None:
         stem=args.stem, embed_dim=args.embed_dim, order=args.order, beta=args.beta,
         ridge=args.ridge, **overrides,
     )
-    try:
-        dataset = load_image_dataset(args.dataset, args.data_root, download=args.download)
-    except FileNotFoundError as error:
-        raise SystemExit(f"{error}\nOn the command line: add --download.") from error
+    # Loaded (and downloaded) here, once, before any job reads it; a dry run reads nothing.
+    dataset = f"{args.dataset} (not read: a dry run)" if args.dry_run else _load(args)
     first = configs[0]
     local = args.launcher == "local"
     if local:
@@ -130,7 +135,8 @@ def run_from_args(args: argparse.Namespace) -> None:
           f"model {first.model}" + (f" (stem {first.stem})" if first.model == "resnet18" else "")
           + f", {runtime}")
     print(f"cells:     {len(configs)} -> {args.results}")
-    request_cells(args.results, (config.settings() for config in configs))
+    if not args.dry_run:
+        request_cells(args.results, (config.settings() for config in configs))
     todo = []
     for config in configs:
         if read_cell_result(args.results, config.key()) is None:
@@ -139,7 +145,10 @@ def run_from_args(args: argparse.Namespace) -> None:
             print(f"skip {config.loss} seed {config.seed}: already in {args.results}")
     job = CellJob(str(args.results), args.checkpoints, args.data_root, args.device, args.amp,
                   args.threads, args.keep_checkpoints, progress=local and not args.no_progress)
-    if not launch(todo, job, args, name=f"{args.benchmark.name}-{args.dataset}"):
+    finished = launch(todo, job, args, name=f"{args.benchmark.name}-{args.dataset}")
+    if args.dry_run:
+        return
+    if not finished:
         print(f"watch the cells with: python -m remi_tutorial.benchmarks collect --results {args.results}")
     collected = collect(args.results, checkpoint_dir=args.checkpoints)
     print(f"{args.results}: {collected.report()}")
