@@ -346,8 +346,8 @@ def finish_cell(
         progress: show a progress bar.
 
     Returns:
-        One line for a sweep's log: the cell's MI estimate and accuracy, or that it was
-        skipped.
+        The line a sweep logs for the cell (its MI estimate and accuracy, or that it was
+        skipped).
     """
     if read_cell_result(results_dir, config.key()) is not None:
         return f"skip {config.loss} seed {config.seed}: already in {results_dir}"

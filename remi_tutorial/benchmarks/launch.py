@@ -183,10 +183,9 @@ def launch(
         log: called with one line per cell, and per submitted array.
 
     Returns:
-        Whether every cell has finished on return: ``True`` for ``local``, and for
-        ``submitit-local`` when every job succeeded; ``False`` for ``slurm`` (the array runs
-        on), a dry run, or a job that failed (its error is logged; launching again resumes
-        the cell).
+        ``True`` if every cell has finished on return (``local``, and ``submitit-local``
+        when every job succeeded); ``False`` for ``slurm`` (the array runs on), a dry run,
+        or a job that failed (its error is logged; launching again resumes the cell).
 
     Raises:
         ValueError: ``--dry-run`` without ``--launcher slurm``.
