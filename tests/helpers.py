@@ -1,5 +1,10 @@
 """Test doubles and procedures shared by several test files."""
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -78,3 +83,30 @@ def unpaired_batches(batches, epochs):
             labels = batches.labels[row].tolist()
             count += len(set(labels)) == len(labels)
     return count
+
+
+@dataclass(frozen=True)
+class InterruptingJob:
+    """A cell job whose process sends itself a signal a few steps into a cell's second epoch
+    (after the first epoch's checkpoint), once: ``interrupt`` maps a cell's key to the
+    signal. A marker file ``FOLDER/KEY.interrupted`` records that it happened, so the cell
+    runs through when it is started again (requeued by submitit, or launched again)."""
+
+    job: Callable
+    interrupt: dict
+    folder: str
+
+    def __call__(self, config):
+        key = config.key()
+        if key in self.interrupt:
+            marker = Path(self.folder) / f"{key}.interrupted"
+            original_call = ImageBatches.__call__
+
+            def interrupted(batches, step):
+                if step == batches.steps_per_epoch + 3 and not marker.exists():
+                    marker.write_text(str(os.getpid()))
+                    os.kill(os.getpid(), self.interrupt[key])
+                return original_call(batches, step)
+
+            ImageBatches.__call__ = interrupted
+        return self.job(config)

@@ -269,6 +269,15 @@ def test_a_cell_asked_for_without_result_or_checkpoint_is_missing(tmp_path):
     assert stored == asked[1].settings()
 
 
+def test_a_report_lists_a_few_keys_of_each_state_and_counts_the_others(tmp_path):
+    request_cells(tmp_path, [tiny_config(loss=loss).settings() for loss in ("mine", "nwj", "js")])
+    lines = collect(tmp_path).report(keys=2).splitlines()
+    assert lines[0].endswith("0 running, 3 missing")
+    assert lines[1:] == [f"  missing: {tiny_config(loss='js').key()}",
+                         f"  missing: {tiny_config(loss='mine').key()}",
+                         "  missing: ... and 1 more"]
+
+
 @pytest.mark.parametrize("folder", ["empty", "absent"])
 def test_collect_of_an_empty_or_absent_folder_is_empty(tmp_path, folder):
     if folder == "empty":

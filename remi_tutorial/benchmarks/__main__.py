@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "analytic-critic": "remi_tutorial.benchmarks.analytic_critic",
     "supervised": "remi_tutorial.benchmarks.supervised",
     "contrastive": "remi_tutorial.benchmarks.contrastive",
+    "collect": "remi_tutorial.benchmarks.collect",
     "table1": "remi_tutorial.benchmarks.table1",
 }
 """command -> the module that implements it: its docstring is the command's description, its

@@ -23,10 +23,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
+import json
 import time
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,8 @@ from ..stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
 from ..tasks import Batch, gaussian_batches, mi_staircase
 from ..train import default_device, make_adam, train
 from . import cli
+from .launch import add_launcher_arguments, launch
+from .tables import load_table, save_table
 
 __all__ = [
     "PAPER_LEVELS",
@@ -50,6 +55,7 @@ __all__ = [
     "GaussianBenchmarkConfig",
     "make_critic",
     "run_gaussian_benchmark",
+    "GaussianCellJob",
     "stage_summary",
 ]
 
@@ -419,11 +425,59 @@ def _tidy_table(histories: list[pd.DataFrame], config: GaussianBenchmarkConfig) 
         ["seed", "estimator", "step"], key=lambda column: column.map(order)
         if column.name == "estimator" else column, kind="stable",
     ).reset_index(drop=True)
-    table.attrs.update(
-        {**dataclasses.asdict(config), "dtype": str(config.dtype).removeprefix("torch."),
-         "bound_params": config.bound_params()}
-    )
+    table.attrs.update(_settings(config))
     return table
+
+
+def _settings(config: GaussianBenchmarkConfig) -> dict:
+    """The config as plain data (the dtype by name) and every estimator's bound parameters."""
+    return {**dataclasses.asdict(config), "dtype": str(config.dtype).removeprefix("torch."),
+            "bound_params": config.bound_params()}
+
+
+@dataclass(frozen=True)
+class GaussianCellJob:
+    """One cell of the command's sweep, a run of one critic and one seed, as a job of its own:
+    ``job(config) -> log line``.
+
+    The job skips a config whose table is already in ``folder``, and otherwise runs it
+    (:func:`run_gaussian_benchmark`) and saves its table there
+    (:func:`~remi_tutorial.benchmarks.tables.save_table`, atomically, with the environment it
+    ran in). It holds only plain settings, so a launcher can pickle it
+    (:mod:`~remi_tutorial.benchmarks.launch`). A cell keeps no checkpoint: a job that is
+    interrupted runs its cell again from the start.
+
+    Attributes:
+        folder: the folder of the cells' tables.
+        device: ``"auto"`` (:func:`~remi_tutorial.train.default_device` where the job runs),
+            ``"cpu"``, ``"cuda"``, ...
+        threads: torch's CPU threads.
+        progress: show a progress bar.
+    """
+
+    folder: str
+    device: str = "auto"
+    threads: int = 1
+    progress: bool = False
+
+    def path(self, config: GaussianBenchmarkConfig) -> Path:
+        """``FOLDER/critic=C_seed=S_HASH.parquet``: the hash covers every setting of ``config``."""
+        digest = hashlib.sha256(json.dumps(_settings(config), sort_keys=True).encode()).hexdigest()
+        seeds = "-".join(str(seed) for seed in config.seeds)
+        return Path(self.folder) / f"critic={config.critic}_seed={seeds}_{digest[:12]}.parquet"
+
+    def __call__(self, config: GaussianBenchmarkConfig) -> str:
+        path = self.path(config)
+        name = f"{config.critic} seed {', '.join(str(seed) for seed in config.seeds)}"
+        if path.exists():
+            return f"skip {name}: already in {self.folder}"
+        torch.set_num_threads(self.threads)
+        start = time.perf_counter()
+        table = run_gaussian_benchmark(config, device=cli.resolve_device(self.device),
+                                       progress=self.progress)
+        seconds = time.perf_counter() - start
+        save_table(table, path, record={"wall_seconds": seconds})
+        return f"{name}: {seconds:.1f} s"
 
 
 def stage_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -536,32 +590,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bounds.add_argument("--report-shift", type=float, default=defaults.report_shift,
                         help="the shift at which JS reports NWJ")
     cli.add_out(parser, default="results/gaussian.parquet")
+    parser.add_argument("--results", default=None,
+                        help="the folder of the cells' tables, one per critic and seed (a later "
+                             "call skips the finished ones); OUT without suffix + '_cells' if None")
     cli.add_runtime(parser)
+    add_launcher_arguments(parser)
 
 
-def _config(args: argparse.Namespace, critic: str, closed_form: Sequence[str]):
-    """The :class:`GaussianBenchmarkConfig` of one critic's run: the options of the same names."""
+def _config(args: argparse.Namespace, critic: str, seed: int, closed_form: Sequence[str]):
+    """The :class:`GaussianBenchmarkConfig` of one cell: the options of the same names, one
+    critic and one seed."""
     fields = {item.name for item in dataclasses.fields(GaussianBenchmarkConfig)}
     given = {name: value for name, value in vars(args).items() if name in fields}
-    return GaussianBenchmarkConfig(**{**given, "critic": critic, "closed_form": closed_form,
+    return GaussianBenchmarkConfig(**{**given, "critic": critic, "seeds": (seed,),
+                                      "closed_form": closed_form,
                                       "dtype": getattr(torch, args.dtype)})
 
 
 def main(args: argparse.Namespace) -> None:
-    """Run the benchmark for each critic, save the table and print its per-stage summary."""
+    """Run the benchmark's cells, one per critic and seed (``--launcher`` says where), then
+    save the table of all of them and print its per-stage summary."""
     started = time.perf_counter()
     cli.apply_threads(args)
-    device = cli.resolve_device(args.device)
-    # The closed form uses no critic: its rows come with the first critic's run only.
-    configs = [_config(args, critic, args.closed_form if position == 0 else ())
-               for position, critic in enumerate(args.critic)]
-    tables = []
+    if args.results is None:
+        out = Path(args.out)
+        args.results = str(out.with_name(f"{out.stem}_cells"))
+    # The closed form uses no critic: its rows come with the first critic's cells only.
+    configs = [_config(args, critic, seed, args.closed_form if position == 0 else ())
+               for position, critic in enumerate(args.critic) for seed in sorted(args.seeds)]
+    local = args.launcher == "local"
+    job = GaussianCellJob(args.results, args.device, args.threads,
+                          progress=local and not args.no_progress)
+    todo = []
     for config in configs:
-        start = time.perf_counter()
-        tables.append(run_gaussian_benchmark(config, device=device, progress=not args.no_progress))
-        print(f"{config.critic}: {time.perf_counter() - start:.1f} s", flush=True)
-    table = pd.concat(tables, ignore_index=True)
-    table.attrs = {**tables[0].attrs, "critic": list(args.critic)}
+        if job.path(config).exists():
+            print(f"skip {config.critic} seed {config.seeds[0]}: already in {args.results}")
+        else:
+            todo.append(config)
+    if not launch(todo, job, args, name="gaussian"):
+        print("the table is written once every cell has finished: run this command again then")
+        return
+    table = pd.concat([load_table(job.path(config)) for config in configs], ignore_index=True)
+    table.attrs = {**_settings(configs[0]), "seeds": sorted(args.seeds),
+                   "critic": list(args.critic)}
     cli.write_result(table, args.out, started=started)
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(stage_summary(table).round(3).to_string(index=False))

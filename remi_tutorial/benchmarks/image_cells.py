@@ -5,9 +5,11 @@ Both image benchmarks run here, on what their
 critic, its masks (and whether every batch needs a same-label pair) make the batches, its
 metric evaluates the trained critic. :func:`run_image_cell` trains one cell of
 :class:`~remi_tutorial.benchmarks.image_config.ImageRunConfig` with the shared training
-loop, :func:`run_sweep` runs many, skipping the cells whose result is already in the
-results folder (:mod:`~remi_tutorial.benchmarks.image_results`) and writing each finished
-one there, and :func:`training_throughput` measures a cell's speed.
+loop; :func:`finish_cell` runs it unless its result is already in the results folder
+(:mod:`~remi_tutorial.benchmarks.image_results`) and writes it there; :func:`run_sweep`
+does that for many cells in one process, :class:`CellJob` for one cell in a process of its
+own (a job of :mod:`~remi_tutorial.benchmarks.launch`); :func:`training_throughput`
+measures a cell's speed.
 
 A cell's loss is one of the twelve bounds, which score pairs of images with the critic, or
 the second-order objective :func:`~remi_tutorial.explicit.explicit_mi`
@@ -26,7 +28,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import torch
@@ -34,11 +36,11 @@ from torch import nn
 
 from ..bounds import Bound, get_bound
 from ..critics import ImageCritic
-from ..datasets import ImageBatches, ImageDataset
+from ..datasets import ImageBatches, ImageDataset, load_image_dataset, place_dataset
 from ..explicit import PairedEmbeddings, explicit_mi
 from ..networks import ResNet18, SmallConvNet
 from ..train import default_device, make_adam, train
-from .image_config import KEY_COLUMNS, SECOND_ORDER_LOSS, ImageRunConfig
+from .image_config import KEY_COLUMNS, SECOND_ORDER_LOSS, ImageRunConfig, amp_supported
 from .image_results import (
     checkpoint_file,
     checkpoint_folder,
@@ -56,6 +58,8 @@ __all__ = [
     "ImageRun",
     "run_image_cell",
     "training_throughput",
+    "finish_cell",
+    "CellJob",
     "run_sweep",
 ]
 
@@ -312,6 +316,99 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def finish_cell(
+    config: ImageRunConfig,
+    dataset: ImageDataset,
+    results_dir: str | os.PathLike,
+    *,
+    device: torch.device | str | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    keep_checkpoints: bool = False,
+    progress: bool = True,
+) -> str:
+    """Run one cell unless its result is already in ``results_dir``, and record it there.
+
+    The one step that every way of running a sweep takes for each cell (:func:`run_sweep`
+    in one process, :class:`CellJob` in a process of its own). A finished cell (a diverged
+    one included: it is a result) writes its curve and summary to the results folder
+    (:func:`~remi_tutorial.benchmarks.image_results.write_cell_result`), and its checkpoint
+    is deleted unless ``keep_checkpoints``. A cell that was interrupted resumes from its
+    last epoch checkpoint.
+
+    Args:
+        config: the cell.
+        dataset: its dataset.
+        results_dir: the results folder.
+        device: where to train.
+        checkpoint_dir: the folder of the per-epoch checkpoints (default
+            ``results_dir/checkpoints``).
+        keep_checkpoints: keep the cell's last checkpoint after it finishes.
+        progress: show a progress bar.
+
+    Returns:
+        The line a sweep logs for the cell (its MI estimate and accuracy, or that it was
+        skipped).
+    """
+    if read_cell_result(results_dir, config.key()) is not None:
+        return f"skip {config.loss} seed {config.seed}: already in {results_dir}"
+    if checkpoint_dir is None:
+        checkpoint_dir = checkpoint_folder(results_dir)
+    run = run_image_cell(config, dataset, device=device, checkpoint_dir=checkpoint_dir,
+                         progress=progress)
+    write_cell_result(results_dir, run.summary, run.curve)
+    if not keep_checkpoints:
+        checkpoint_file(checkpoint_dir, config.key()).unlink(missing_ok=True)
+    summary = run.summary
+    ending = "" if summary["diverged_at"] is None else f", diverged at step {summary['diverged_at']}"
+    return (f"{config.label()}: "
+            f"MI {format_number(summary['mi_estimate'])} (true {summary['true_mi']:.3f}), "
+            f"accuracy {summary['test_accuracy']:.3f}{ending}")
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """:func:`finish_cell` as a job of its own: ``job(config) -> log line``.
+
+    Made for a launcher that runs every cell in a process of its own, possibly on another
+    machine (:func:`~remi_tutorial.benchmarks.launch.launch`): it holds only plain settings
+    (it is pickled), and the job loads the cell's dataset, sets torch's threads and picks
+    the device and the mixed precision where it runs (a login node has no GPU to ask).
+
+    Attributes:
+        results_dir: the results folder.
+        checkpoint_dir: the checkpoint folder (``None``: ``results_dir/checkpoints``).
+        data_root: where the CIFAR folders are (already downloaded: the jobs never download).
+        device: ``"auto"`` (:func:`~remi_tutorial.train.default_device` where the job runs),
+            ``"cpu"``, ``"cuda"``, ...
+        amp: ``"auto"`` (:func:`~remi_tutorial.benchmarks.image_config.amp_supported` on the
+            job's device), ``"on"`` or ``"off"``; replaces the config's ``amp``, which is
+            not part of a cell's key.
+        threads: torch's CPU threads.
+        keep_checkpoints: see :func:`finish_cell`.
+        progress: show a progress bar.
+    """
+
+    results_dir: str
+    checkpoint_dir: str | None = None
+    data_root: str = "data"
+    device: str = "auto"
+    amp: str = "auto"
+    threads: int = 1
+    keep_checkpoints: bool = False
+    progress: bool = False
+
+    def __call__(self, config: ImageRunConfig) -> str:
+        torch.set_num_threads(self.threads)
+        device = default_device() if self.device == "auto" else torch.device(self.device)
+        amp = amp_supported(device) if self.amp == "auto" else self.amp == "on"
+        dataset = place_dataset(load_image_dataset(config.dataset, self.data_root), device)
+        return finish_cell(
+            replace(config, amp=amp), dataset, self.results_dir, device=device,
+            checkpoint_dir=self.checkpoint_dir, keep_checkpoints=self.keep_checkpoints,
+            progress=self.progress,
+        )
+
+
 def run_sweep(
     configs: Sequence[ImageRunConfig],
     dataset: ImageDataset,
@@ -323,14 +420,13 @@ def run_sweep(
     progress: bool = True,
     log=print,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run every cell whose result is not yet in ``results_dir`` and return the results of
-    all of them.
+    """Run every cell whose result is not yet in ``results_dir``, one after another in this
+    process, and return the results of all of them.
 
-    The cells are first recorded as asked for; each finished cell (a diverged one included:
-    it is a result) then writes its curve and summary to the results folder before the next
-    starts (:func:`~remi_tutorial.benchmarks.image_results.write_cell_result`), and its
-    checkpoint is deleted unless ``keep_checkpoints``. A sweep that is killed and started
-    again skips the finished cells and resumes the interrupted one from its last epoch.
+    The cells are first recorded as asked for; then :func:`finish_cell` runs each one. A
+    sweep that is killed and started again skips the finished cells and resumes the
+    interrupted one from its last epoch. (The command line can also run each cell as a job
+    of its own: :mod:`~remi_tutorial.benchmarks.launch`.)
 
     Args:
         configs: the cells, e.g. from :func:`~remi_tutorial.benchmarks.image_config.image_configs`.
@@ -348,26 +444,10 @@ def run_sweep(
         of ``configs`` (the tables of
         :class:`~remi_tutorial.benchmarks.image_results.CollectedResults`).
     """
-    if checkpoint_dir is None:
-        checkpoint_dir = checkpoint_folder(results_dir)
     request_cells(results_dir, (config.settings() for config in configs))
     for config in configs:
-        if read_cell_result(results_dir, config.key()) is not None:
-            log(f"skip {config.loss} seed {config.seed}: already in {results_dir}")
-            continue
-        run = run_image_cell(
-            config, dataset, device=device, checkpoint_dir=checkpoint_dir, progress=progress
-        )
-        write_cell_result(results_dir, run.summary, run.curve)
-        if not keep_checkpoints:
-            checkpoint_file(checkpoint_dir, config.key()).unlink(missing_ok=True)
-        summary = run.summary
-        ending = "" if summary["diverged_at"] is None else f", diverged at step {summary['diverged_at']}"
-        log(
-            f"{config.label()}: "
-            f"MI {format_number(summary['mi_estimate'])} (true {summary['true_mi']:.3f}), "
-            f"accuracy {summary['test_accuracy']:.3f}{ending}"
-        )
+        log(finish_cell(config, dataset, results_dir, device=device, checkpoint_dir=checkpoint_dir,
+                        keep_checkpoints=keep_checkpoints, progress=progress))
     results = [read_cell_result(results_dir, key)
                for key in dict.fromkeys(config.key() for config in configs)]
     runs = pd.concat([summary for summary, _ in results], ignore_index=True)

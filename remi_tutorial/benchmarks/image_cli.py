@@ -1,8 +1,9 @@
 """The command line of the image benchmarks: ``supervised`` and ``contrastive``.
 
-Both commands run a sweep (:func:`~remi_tutorial.benchmarks.image_cells.run_sweep`) of the
-cells that their options describe, in a results folder that a later call resumes, and
-print one line per cell; ``--out FILE`` then writes the results collected from the folder
+Both commands run the cells that their options describe
+(:func:`~remi_tutorial.benchmarks.image_cells.finish_cell` on each), one after another or as
+jobs of their own (``--launcher``, :mod:`~remi_tutorial.benchmarks.launch`), in a results
+folder that a later call resumes, and print one line per cell; ``--out FILE`` then writes the results collected from the folder
 (:func:`~remi_tutorial.benchmarks.image_results.collect`) as one tidy table with its
 provenance (the conventions of :mod:`~remi_tutorial.benchmarks.cli`). The options follow
 the benchmark's spec: the losses it offers, an embedding size where its network outputs an
@@ -14,7 +15,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..datasets import DATASET_NAMES, load_image_dataset, place_dataset
+from ..datasets import DATASET_NAMES, load_image_dataset
 from .cli import (
     add_out,
     add_runtime,
@@ -23,10 +24,11 @@ from .cli import (
     resolve_device,
     write_result,
 )
-from .image_cells import run_sweep
+from .image_cells import CellJob
 from .image_config import PAPER_ALPHAS, SECOND_ORDER_LOSS, amp_supported, image_configs
-from .image_results import CELLS_FOLDER, collect
+from .image_results import CELLS_FOLDER, collect, read_cell_result, request_cells
 from .image_spec import ImageBenchmark
+from .launch import add_launcher_arguments, launch
 
 __all__ = ["add_image_arguments", "run_from_args"]
 
@@ -70,6 +72,7 @@ def add_image_arguments(parser: argparse.ArgumentParser, benchmark: ImageBenchma
                              "(512 if None)")
     add_runtime(parser)
     add_out(parser, None)
+    add_launcher_arguments(parser)
     parser.set_defaults(benchmark=benchmark, embed_dim=None, order=None, beta=None, ridge=1e-3)
     if benchmark.embeds:
         parser.add_argument("--embed-dim", type=int, default=None,
@@ -93,13 +96,18 @@ def _settings(args: argparse.Namespace) -> dict:
     return values
 
 
+def _load(args: argparse.Namespace):
+    try:
+        return load_image_dataset(args.dataset, args.data_root, download=args.download)
+    except FileNotFoundError as error:
+        raise SystemExit(f"{error}\nOn the command line: add --download.") from error
+
+
 def run_from_args(args: argparse.Namespace) -> None:
     """Run the sweep that the command-line options describe, print one line per cell and
     what the results folder holds, and write it to ``--out`` if given."""
     started = time.perf_counter()
     apply_threads(args)
-    device = resolve_device(args.device)
-    amp = amp_supported(device) if args.amp == "auto" else args.amp == "on"
     overrides = {
         name: value
         for name, value in (("model", args.model), ("epochs", args.epochs),
@@ -108,25 +116,40 @@ def run_from_args(args: argparse.Namespace) -> None:
     }
     configs = image_configs(
         args.benchmark, args.dataset, losses=args.loss, seeds=args.seeds, alphas=args.alpha,
-        stem=args.stem, amp=amp, embed_dim=args.embed_dim, order=args.order, beta=args.beta,
+        stem=args.stem, embed_dim=args.embed_dim, order=args.order, beta=args.beta,
         ridge=args.ridge, **overrides,
     )
-    try:
-        dataset = load_image_dataset(args.dataset, args.data_root, download=args.download)
-    except FileNotFoundError as error:
-        raise SystemExit(f"{error}\nOn the command line: add --download.") from error
-    dataset = place_dataset(dataset, device)
+    # Loaded (and downloaded) here, once, before any job reads it; a dry run reads nothing.
+    dataset = f"{args.dataset} (not read: a dry run)" if args.dry_run else _load(args)
     first = configs[0]
+    local = args.launcher == "local"
+    if local:
+        device = resolve_device(args.device)
+        amp = amp_supported(device) if args.amp == "auto" else args.amp == "on"
+        runtime = f"amp {'on' if amp else 'off'}, device {device}"
+    else:
+        runtime = f"amp {args.amp}, device {args.device} (each job chooses where it runs)"
     print(f"benchmark: {args.benchmark.name} ({args.benchmark.metric_name})")
     print(f"dataset:   {dataset}")
     print(f"settings:  batch {first.batch_size}, {first.epochs} epochs, Adam lr {first.lr:g}, "
           f"model {first.model}" + (f" (stem {first.stem})" if first.model == "resnet18" else "")
-          + f", amp {'on' if amp else 'off'}, device {device}")
+          + f", {runtime}")
     print(f"cells:     {len(configs)} -> {args.results}")
-    run_sweep(
-        configs, dataset, args.results, device=device, checkpoint_dir=args.checkpoints,
-        keep_checkpoints=args.keep_checkpoints, progress=not args.no_progress,
-    )
+    if not args.dry_run:
+        request_cells(args.results, (config.settings() for config in configs))
+    todo = []
+    for config in configs:
+        if read_cell_result(args.results, config.key()) is None:
+            todo.append(config)
+        else:
+            print(f"skip {config.loss} seed {config.seed}: already in {args.results}")
+    job = CellJob(str(args.results), args.checkpoints, args.data_root, args.device, args.amp,
+                  args.threads, args.keep_checkpoints, progress=local and not args.no_progress)
+    finished = launch(todo, job, args, name=f"{args.benchmark.name}-{args.dataset}")
+    if args.dry_run:
+        return
+    if not finished:
+        print(f"watch the cells with: python -m remi_tutorial.benchmarks collect --results {args.results}")
     collected = collect(args.results, checkpoint_dir=args.checkpoints)
     print(f"{args.results}: {collected.report()}")
     if args.out:

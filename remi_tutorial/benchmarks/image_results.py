@@ -152,13 +152,16 @@ class CollectedResults:
     running: tuple[str, ...]
     diverged: tuple[str, ...]
 
-    def report(self) -> str:
+    def report(self, keys: int = 10) -> str:
         """A few lines: how many cells are finished, diverged, running and missing, and the
-        keys of the last three."""
+        keys of the last three, at most ``keys`` of each (a sweep on a cluster has hundreds)."""
         lines = [f"{len(self.runs)} finished cells ({len(self.diverged)} diverged), "
                  f"{len(self.running)} running, {len(self.missing)} missing"]
         for state in ("diverged", "running", "missing"):
-            lines += [f"  {state}: {key}" for key in getattr(self, state)]
+            listed = getattr(self, state)
+            lines += [f"  {state}: {key}" for key in listed[:keys]]
+            if len(listed) > keys:
+                lines.append(f"  {state}: ... and {len(listed) - keys} more")
         return "\n".join(lines)
 
 
