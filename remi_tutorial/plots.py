@@ -592,13 +592,14 @@ def plot_terms_with_targets(
     """The two terms of several losses over training, the marginal term against its target.
 
     Left: ``E_P[T]`` (``joint``); right: the marginal term (``marginal``: ``log E_Q[e^T]`` for
-    the DV family, ``E_Q[e^(T-1)]`` for the NWJ family), with each target as a dashed line in
-    the colour of the losses that share it. A curve that ends early marks a run that diverged.
+    the DV family, ``E_Q[e^(T-1)]`` for the NWJ family), with each family's target as a black
+    dashed line named at its right end. One colour per loss; a curve that ends early marks a
+    run that diverged.
 
     Args:
         curves: training curves (columns ``loss, seed, epoch, joint, marginal``), e.g. from
             :func:`remi_tutorial.benchmarks.image_cells.run_sweep`.
-        targets: ``loss -> (name of the target, value)``, e.g. ``{"mine": ("DV: 0", 0.0),
+        targets: ``loss -> (name of its target, value)``, e.g. ``{"mine": ("DV: 0", 0.0),
             "nwj": ("NWJ: 1", 1.0), "js": ("JS: 1/e", math.exp(-1))}``: the losses to draw, in
             this order.
         title: the figure's title.
@@ -611,26 +612,21 @@ def plot_terms_with_targets(
         raise ValueError(f"no curves for {sorted(missing)}")
     sns.set_theme(style="whitegrid", context="notebook")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
-    palette = dict(zip(dict.fromkeys(name for name, _ in targets.values()), sns.color_palette("dark", 10)))
-    styles = ("-", ":", "-.", (0, (5, 1)))
-    drawn: dict[str, int] = {}
-    for loss, (target_name, target) in targets.items():
-        color = palette[target_name]
-        style = styles[drawn.get(target_name, 0) % len(styles)]
-        if target_name not in drawn:
-            right.axhline(target, color=color, linestyle="--", linewidth=1.0, alpha=0.7,
-                          label=f"target {target_name}")
-        drawn[target_name] = drawn.get(target_name, 0) + 1
+    colors = dict(zip(targets, sns.color_palette("tab10", len(targets))))
+    for name, value in dict(targets.values()).items():
+        right.axhline(value, color=TRUTH_COLOR, linestyle="--", linewidth=1.0, alpha=0.6)
+        right.annotate(f"target {name}", (1.0, value), xycoords=("axes fraction", "data"),
+                       xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
+    for loss in targets:
         for index, (_, run) in enumerate(curves[curves.loss == loss].groupby("seed")):
             label = bound_spec(loss).label if index == 0 else None
-            left.plot(run.epoch, run.joint, color=color, linestyle=style, linewidth=1.5, label=label)
-            right.plot(run.epoch, run.marginal, color=color, linestyle=style, linewidth=1.5, label=label)
+            left.plot(run.epoch, run.joint, color=colors[loss], linewidth=1.3, label=label)
+            right.plot(run.epoch, run.marginal, color=colors[loss], linewidth=1.3, label=label)
     left.set_ylabel("joint term $E_P[T]$")
     right.set_ylabel("marginal term")
     for ax in (left, right):
         ax.set_xlabel("epoch")
-    left.legend(fontsize="small")
-    right.legend(fontsize="small", ncol=2)
+    left.legend(fontsize="small", ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
