@@ -22,7 +22,7 @@ __all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR",
            "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
            "plot_image_benchmark", "plot_image_accuracy",
            "JOINT_PAIR_COLOR", "MARGINAL_PAIR_COLOR", "plot_batch_size_sweep",
-           "plot_score_histograms", "plot_alpha_sweep"]
+           "plot_score_histograms", "plot_alpha_sweep", "plot_terms_with_targets"]
 
 ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
@@ -577,6 +577,56 @@ def plot_alpha_sweep(
         bottom.set_xlabel(r"penalty weight $\alpha$")
         bottom.set_xscale("symlog", linthresh=1e-3)
         top.legend(loc="best", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_terms_with_targets(
+    curves: pd.DataFrame,
+    targets: Mapping[str, tuple[str, float]],
+    *,
+    title: str | None = None,
+) -> plt.Figure:
+    """The two terms of several losses over training, the marginal term against its target.
+
+    Left: ``E_P[T]`` (``joint``); right: the marginal term (``marginal``: ``log E_Q[e^T]`` for
+    the DV family, ``E_Q[e^(T-1)]`` for the NWJ family), with each family's target as a black
+    dashed line named at its right end. One colour per loss; a curve that ends early marks a
+    run that diverged.
+
+    Args:
+        curves: training curves (columns ``loss, seed, epoch, joint, marginal``), e.g. from
+            :func:`remi_tutorial.benchmarks.image_cells.run_sweep`.
+        targets: ``loss -> (name of its target, value)``, e.g. ``{"mine": ("DV: 0", 0.0),
+            "nwj": ("NWJ: 1", 1.0), "js": ("JS: 1/e", math.exp(-1))}``: the losses to draw, in
+            this order.
+        title: the figure's title.
+
+    Returns:
+        The figure.
+    """
+    missing = set(targets) - set(curves.loss)
+    if missing:
+        raise ValueError(f"no curves for {sorted(missing)}")
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    colors = dict(zip(targets, sns.color_palette("tab10", len(targets))))
+    for name, value in dict(targets.values()).items():
+        right.axhline(value, color=TRUTH_COLOR, linestyle="--", linewidth=1.0, alpha=0.6)
+        right.annotate(f"target {name}", (1.0, value), xycoords=("axes fraction", "data"),
+                       xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
+    for loss in targets:
+        for index, (_, run) in enumerate(curves[curves.loss == loss].groupby("seed")):
+            label = bound_spec(loss).label if index == 0 else None
+            left.plot(run.epoch, run.joint, color=colors[loss], linewidth=1.3, label=label)
+            right.plot(run.epoch, run.marginal, color=colors[loss], linewidth=1.3, label=label)
+    left.set_ylabel("joint term $E_P[T]$")
+    right.set_ylabel("marginal term")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+    left.legend(fontsize="small", ncol=2)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -7,13 +7,23 @@ import torch
 
 from remi_tutorial.benchmarks.__main__ import main as cli
 from remi_tutorial.benchmarks.contrastive import CONTRASTIVE, first_step, nearest_neighbour_accuracy
-from remi_tutorial.benchmarks.image_cells import run_image_cell, run_sweep
+from torch.utils.flop_counter import FlopCounterMode
+
+from remi_tutorial.benchmarks.image_cells import (
+    refuse_cpu_sweep,
+    run_image_cell,
+    run_sweep,
+    sweep_seconds,
+    training_flops_per_image,
+)
 from remi_tutorial.benchmarks.image_config import (
+    AUTHORS_NWJ_CLIP,
     PAPER_ALPHAS,
     PRESETS,
     ImageRunConfig,
     amp_supported,
     image_configs,
+    sized_configs,
 )
 from remi_tutorial.benchmarks.image_registry import IMAGE_BENCHMARKS, image_benchmark
 from remi_tutorial.benchmarks.image_results import (
@@ -27,9 +37,10 @@ from remi_tutorial.benchmarks.image_results import (
 from remi_tutorial.benchmarks.supervised import SUPERVISED
 from remi_tutorial.benchmarks.supervised import test_accuracy as classifier_accuracy
 from remi_tutorial.benchmarks.tables import load_table
-from remi_tutorial.bounds import bound_spec
+from remi_tutorial.bounds import bound_spec, get_bound
 from remi_tutorial.critics import ImageCritic
 from remi_tutorial.datasets import ImageBatches, label_entropy
+from remi_tutorial.networks import SmallConvNet
 from helpers import counted_accuracy, killed_and_resumed_cell, unpaired_batches
 from remi_tutorial.tasks import Batch, contrastive_masks
 
@@ -347,3 +358,96 @@ def test_autocast_only_where_the_gpu_runs_bfloat16_natively(monkeypatch, capabil
 
 def test_no_autocast_on_a_cpu():
     assert amp_supported("cpu") is False
+
+
+def test_autocast_ignores_torchs_bfloat16_flag_that_a_t4_emulates(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert amp_supported(torch.device("cuda")) is False
+
+
+# --------------------------------------------------------------------------- the authors' forms
+
+
+def test_authors_code_forms_clip_renwj_and_retuba_only_and_penalise_all_three():
+    configs = {c.loss: c for c in image_configs(
+        CONTRASTIVE, "digits", losses=["nwj", "tuba", "renwj", "retuba", "rejs"],
+        nwj_variant="authors_code")}
+    assert configs["nwj"].bound_params() == {} and configs["tuba"].bound_params() == {}
+    for loss in ("renwj", "retuba"):
+        assert configs[loss].bound_params() == {"alpha": 0.1, "tau": AUTHORS_NWJ_CLIP,
+                                                "variant": "authors_code"}
+    assert configs["rejs"].bound_params() == {"alpha": 0.1, "variant": "authors_code"}
+
+
+def test_authors_code_renwj_cell_stays_finite_where_the_papers_overflows():
+    scores = torch.full((4, 4), 100.0)
+    positive, negative = contrastive_masks(torch.tensor([0, 0, 1, 1]))
+    objectives = {}
+    for variant in ("paper", "authors_code"):
+        config = image_configs(CONTRASTIVE, "digits", losses=["renwj"], nwj_variant=variant)[0]
+        objective = get_bound(config.loss, **config.bound_params())
+        objectives[variant] = objective(scores, positive, negative, check=False).objective
+    assert not torch.isfinite(objectives["paper"]) and torch.isfinite(objectives["authors_code"])
+
+
+def test_a_papers_form_cell_keeps_the_key_it_had_before_variants_existed():
+    config = image_configs(CONTRASTIVE, "digits", losses=["renwj"])[0]
+    assert config.variant is None and "variant" not in config.key()
+    authors = image_configs(CONTRASTIVE, "digits", losses=["renwj"], nwj_variant="authors_code")[0]
+    assert "variant=authors_code" in authors.key() and "tau=10" in authors.key()
+
+
+@pytest.mark.parametrize("changes", [dict(loss="mine", variant="authors_code"),
+                                     dict(loss="renwj", variant="paper"),
+                                     dict(loss="mine", tau=10.0)],
+                         ids=["variant-of-mine", "variant-named-paper", "clip-of-mine"])
+def test_a_variant_or_clip_the_loss_does_not_take_is_refused(changes):
+    with pytest.raises(ValueError, match="variant|tau"):
+        tiny_config(CONTRASTIVE, **changes)
+
+
+# --------------------------------------------------------------------------- sizes and estimates
+
+
+def test_the_colab_size_is_one_seed_of_cifar10_on_resnet18_with_the_authors_nwj_forms():
+    for benchmark in (SUPERVISED, CONTRASTIVE):
+        configs = sized_configs(benchmark, "colab")
+        assert {(c.dataset, c.model, c.seed, c.epochs) for c in configs} == {("cifar10", "resnet18", 0, 5)}
+        assert len(configs) == 6
+    contrastive = {c.loss: c for c in sized_configs(CONTRASTIVE, "colab")}
+    assert contrastive["renwj"].variant == "authors_code" and contrastive["nwj"].tau is None
+
+
+def test_the_small_size_is_the_books_digits_sweep():
+    configs = sized_configs(SUPERVISED, "small")
+    assert {c.dataset for c in configs} == {"digits"} and len(configs) == 24
+
+
+def test_an_unknown_size_is_refused():
+    with pytest.raises(ValueError, match="size must be one of"):
+        sized_configs(SUPERVISED, "huge")
+
+
+def test_sweep_seconds_counts_every_cells_epochs():
+    configs = [tiny_config(epochs=3), tiny_config(loss="nwj", epochs=5)]
+    assert sweep_seconds(configs, train_images=100, rate=50.0) == pytest.approx(8 * 100 / 50)
+
+
+def test_a_resnet_sweep_on_a_cpu_is_refused_with_its_estimated_hours():
+    configs = sized_configs(SUPERVISED, "colab")
+    with pytest.raises(RuntimeError, match="about 2 hours"):
+        refuse_cpu_sweep(configs, "cpu", seconds=7200.0)
+    refuse_cpu_sweep(configs, "cpu", seconds=7200.0, allow_cpu=True)
+    refuse_cpu_sweep(configs, torch.device("cuda"), seconds=7200.0)
+    refuse_cpu_sweep(sized_configs(SUPERVISED, "small"), "cpu", seconds=60.0)
+
+
+def test_a_training_step_costs_about_three_forward_passes():
+    config = tiny_config()
+    counter = FlopCounterMode(display=False)
+    critic = ImageCritic(SmallConvNet(10, in_channels=1), "logits")
+    with counter, torch.no_grad():
+        critic(torch.zeros(1, 1, 8, 8))
+    ratio = training_flops_per_image(config, image_shape=(1, 8, 8)) / counter.get_total_flops()
+    assert 2.5 < ratio < 3.5

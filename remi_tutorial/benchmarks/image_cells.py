@@ -22,6 +22,7 @@ handled: it gives every cell a module to train, an objective for
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -33,6 +34,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..bounds import Bound, get_bound
 from ..critics import ImageCritic
@@ -60,6 +62,9 @@ __all__ = [
     "training_throughput",
     "finish_cell",
     "CellJob",
+    "training_flops_per_image",
+    "sweep_seconds",
+    "refuse_cpu_sweep",
     "run_sweep",
 ]
 
@@ -309,6 +314,64 @@ def training_throughput(
               optimizer=optimizer, progress=False)
         _synchronize(device)
     return steps * config.batch_size / (time.perf_counter() - start)
+
+
+def training_flops_per_image(
+    config: ImageRunConfig,
+    *,
+    image_shape: tuple[int, int, int] = (3, 32, 32),
+    num_classes: int = 10,
+) -> float:
+    """Floating-point operations of one training step per image (forward and backward of
+    the cell's model and loss, two per multiply-add), counted by torch's FLOP counter on a
+    batch of two random images with one label on the CPU (the network's count per image does
+    not depend on the batch; the loss's share is negligible). Divide a device's sustained
+    FLOP/s by it for an assumed training rate where none can be measured."""
+    pair = dataclasses.replace(config, batch_size=2)
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(2, *image_shape, generator=generator) * 2 - 1
+    labels = torch.zeros(2, dtype=torch.int64)
+    synthetic = ImageDataset(config.dataset, images, labels, images[:1], labels[:1], num_classes)
+    torch.manual_seed(config.seed)
+    model = cell_model(pair, synthetic)
+    batch = _batches(pair, images, labels, num_classes)(0)
+    counter = FlopCounterMode(display=False)
+    with counter, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        output = model.trainee(*batch.inputs)
+        model.objective(output, batch.positive, batch.negative, check=False).loss.backward()
+    return counter.get_total_flops() / 2
+
+
+def sweep_seconds(configs: Sequence[ImageRunConfig], train_images: int, rate: float) -> float:
+    """Estimated training time of a sweep: every cell's ``epochs x train_images`` images at
+    ``rate`` images per second (evaluation not counted)."""
+    if rate <= 0:
+        raise ValueError(f"rate must be positive, got {rate}")
+    return sum(config.epochs for config in configs) * train_images / rate
+
+
+def refuse_cpu_sweep(configs: Sequence[ImageRunConfig], device: torch.device | str, seconds: float,
+                     *, allow_cpu: bool = False) -> None:
+    """Raise before a sweep of ResNet-18 cells starts on a CPU, unless ``allow_cpu``.
+
+    Args:
+        configs: the sweep's cells.
+        device: where it would train.
+        seconds: its estimated duration there (:func:`sweep_seconds`), quoted in the error.
+        allow_cpu: the explicit override.
+
+    Raises:
+        RuntimeError: on a CPU, for a sweep with a ResNet-18 cell and no override.
+    """
+    if allow_cpu or torch.device(device).type != "cpu":
+        return
+    if any(config.model == "resnet18" for config in configs):
+        raise RuntimeError(
+            f"refusing to start {len(configs)} ResNet-18 runs on a CPU: at the rate just measured "
+            f"they would take about {seconds / 3600:,.0f} hours. Run them on a GPU (on Colab: "
+            "Runtime -> Change runtime type -> GPU), or pass allow_cpu=True (ALLOW_CPU = True "
+            "in the chapter) to start anyway.")
 
 
 def _synchronize(device: torch.device) -> None:

@@ -26,7 +26,10 @@ from .image_spec import ImageBenchmark
 __all__ = [
     "SECOND_ORDER_LOSS",
     "PAPER_ALPHAS",
+    "AUTHORS_NWJ_CLIP",
     "PRESETS",
+    "SIZES",
+    "sized_configs",
     "KEY_COLUMNS",
     "ImageRunConfig",
     "cell_key",
@@ -54,13 +57,18 @@ PRESETS: dict[tuple[str, str], dict] = {
 }
 """``(benchmark name, dataset) -> settings``: the paper's for CIFAR, ours for digits."""
 
+AUTHORS_NWJ_CLIP = 10.0
+"""The clip of the scores of ReNWJ and ReTUBA in the authors' image code (their NWJ and TUBA
+are not clipped): the ``tau`` of those cells with ``nwj_variant="authors_code"`` in
+:func:`image_configs`."""
+
 KEY_COLUMNS: tuple[str, ...] = (
     "benchmark", "dataset", "model", "stem", "loss", "alpha", "tau", "seed",
-    "batch_size", "epochs", "lr", "width", "embed_dim", "order", "beta", "ridge",
+    "batch_size", "epochs", "lr", "width", "embed_dim", "order", "beta", "ridge", "variant",
 )
 """The settings that identify a cell in the results."""
 
-_LATER_KEY_COLUMNS: tuple[str, ...] = ("width", "embed_dim", "order", "beta", "ridge")
+_LATER_KEY_COLUMNS: tuple[str, ...] = ("width", "embed_dim", "order", "beta", "ridge", "variant")
 """Key columns added after the first results were written. They enter a cell's key only
 when they are set, so the cells and checkpoints of those results keep their keys."""
 
@@ -90,8 +98,10 @@ class ImageRunConfig:
         stem: ResNet-18's stem, ``"cifar"`` (32x32) or ``"imagenet"`` (the authors' 224x224
             upsampling); ignored by the small network.
         alpha: the regularizer weight of a regularized loss; ``None`` for an original one.
-        tau: SMILE's clipping threshold (10, as in the authors' CIFAR code); ``None`` for
-            the other losses.
+        tau: the clipping threshold of the scores: SMILE's (10, as in the authors' CIFAR
+            code; required for SMILE and ReSMILE), or the clip of another bound that takes
+            one (ReNWJ and ReTUBA in the authors' code, :data:`AUTHORS_NWJ_CLIP`); ``None``
+            for none.
         amp: bfloat16 autocast for the network's features (see
             :class:`~remi_tutorial.critics.ImageCritic`).
         width: the small network's widths become ``(32, 64, width)``: ``width`` is the
@@ -107,6 +117,9 @@ class ImageRunConfig:
             ``order``.
         ridge: the shrinkage of the second-order loss's correlation matrices (``1e-3`` in
             :func:`image_configs`); ``None`` for the bounds.
+        variant: the penalty of ReNWJ, ReTUBA or ReJS: ``"authors_code"`` for the form of
+            the authors' code (see :func:`~remi_tutorial.bounds.renwj_penalty`,
+            :func:`~remi_tutorial.bounds.rejs_penalty`); ``None`` for the paper's form.
     """
 
     benchmark: ImageBenchmark
@@ -126,6 +139,7 @@ class ImageRunConfig:
     order: int | None = None
     beta: float | None = None
     ridge: float | None = None
+    variant: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.benchmark, ImageBenchmark):
@@ -143,8 +157,7 @@ class ImageRunConfig:
             raise ValueError(f"stem must be 'cifar' or 'imagenet', got {self.stem!r}")
         if self.regularized != (self.alpha is not None):
             raise ValueError(f"{self.loss!r} needs alpha {'set' if self.regularized else 'None'}")
-        if (self.base_loss == "smile") != (self.tau is not None):
-            raise ValueError(f"tau applies to smile and resmile only, got tau={self.tau} for {self.loss!r}")
+        self._check_clip_and_variant()
         if self.batch_size < 2 or self.epochs < 1 or self.lr <= 0:
             raise ValueError("batch_size must be >= 2, epochs >= 1 and lr > 0")
         if self.width is not None and (self.model != "small" or self.width < 1):
@@ -154,6 +167,18 @@ class ImageRunConfig:
             raise ValueError(f"embed_dim is a positive size of an embedding, got {self.embed_dim} "
                              f"for the {name} benchmark, whose head is {self.benchmark.head!r}")
         self._check_second_order()
+
+    def _check_clip_and_variant(self) -> None:
+        bound = _bound(self.loss)
+        parameters = () if bound is None else bound.parameters
+        if self.base_loss == "smile" and self.tau is None:
+            raise ValueError(f"{self.loss!r} needs its clipping threshold tau")
+        if self.tau is not None and ("tau" not in parameters or self.tau <= 0):
+            raise ValueError(f"tau is a positive clip of a bound that takes one, got tau={self.tau} "
+                             f"for {self.loss!r}")
+        if self.variant is not None and ("variant" not in parameters or self.variant != "authors_code"):
+            raise ValueError(f"variant is 'authors_code' (or None, the paper's form) for renwj, "
+                             f"retuba or rejs, got {self.variant!r} for {self.loss!r}")
 
     def _check_second_order(self) -> None:
         settings = {"order": self.order, "beta": self.beta, "ridge": self.ridge}
@@ -196,6 +221,8 @@ class ImageRunConfig:
             params["alpha"] = self.alpha
         if self.tau is not None:
             params["tau"] = self.tau
+        if self.variant is not None:
+            params["variant"] = self.variant
         return params
 
     def settings(self) -> dict:
@@ -260,6 +287,7 @@ def image_configs(
     order: int | None = None,
     beta: float | None = None,
     ridge: float = 1e-3,
+    nwj_variant: str = "paper",
     **overrides,
 ) -> list[ImageRunConfig]:
     """The cells of a sweep: every loss (regularized ones at every alpha) and every seed.
@@ -267,7 +295,10 @@ def image_configs(
     Settings come from :data:`PRESETS` for ``(benchmark.name, dataset)``; ``overrides``
     (``batch_size``, ``epochs``, ``lr``, ``model``, ``width``) replace them. ``tau`` goes to
     the SMILE losses, ``order``, ``beta`` and ``ridge`` to the second-order loss,
-    ``embed_dim`` to every cell (see :class:`ImageRunConfig`).
+    ``embed_dim`` to every cell (see :class:`ImageRunConfig`). ``nwj_variant="authors_code"``
+    gives ReNWJ, ReTUBA and ReJS the penalty of the authors' code and clips the scores of
+    ReNWJ and ReTUBA at :data:`AUTHORS_NWJ_CLIP`, as that code does (NWJ and TUBA stay
+    unclipped); ``"paper"`` (default): the paper's penalty, no clip.
 
     Returns:
         The configurations, seed-major (all losses of seed 0 first).
@@ -277,20 +308,69 @@ def image_configs(
     unknown = set(overrides) - {"batch_size", "epochs", "lr", "model", "width"}
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
+    if nwj_variant not in ("paper", "authors_code"):
+        raise ValueError(f"nwj_variant must be 'paper' or 'authors_code', got {nwj_variant!r}")
     settings = {**PRESETS[(benchmark.name, dataset)], **overrides}
     configs = []
     for seed in seeds:
         for loss in losses:
             loss = loss.lower()
             bound = _bound(loss)
-            smile_tau = tau if bound is not None and bound.base == "smile" else None
+            clip = tau if bound is not None and bound.base == "smile" else None
+            variant = None
+            if nwj_variant == "authors_code" and bound is not None and "variant" in bound.parameters:
+                variant = nwj_variant
+                clip = AUTHORS_NWJ_CLIP if "tau" in bound.parameters else None
             second_order = dict(order=order, beta=beta, ridge=ridge) if bound is None else {}
             for alpha in (alphas if bound is not None and bound.regularized else (None,)):
                 configs.append(ImageRunConfig(
-                    benchmark, dataset, loss, seed, stem=stem, alpha=alpha, tau=smile_tau,
-                    amp=amp, embed_dim=embed_dim, **second_order, **settings,
+                    benchmark, dataset, loss, seed, stem=stem, alpha=alpha, tau=clip,
+                    amp=amp, embed_dim=embed_dim, variant=variant, **second_order, **settings,
                 ))
     return configs
+
+
+SIZES: dict[str, dict[str, dict]] = {
+    # Ours, for a CPU within a book build: digits, two seeds, every loss.
+    "small": {name: dict(dataset="digits", seeds=(0, 1), alphas=(0.1,))
+              for name in ("supervised", "contrastive")},
+    # About an hour or less of a free Colab GPU per chapter (see the chapters' estimate): one
+    # seed, five epochs, the losses whose contrast the paper reports.
+    "colab": {
+        # the free constant: MINE and InfoNCE drift, their regularized versions hold it;
+        # NWJ holds its own.
+        "supervised": dict(dataset="cifar10", seeds=(0,), alphas=(0.1,), epochs=5,
+                           losses=("mine", "remine", "infonce", "reinfonce", "nwj", "renwj")),
+        # the collapse: SMILE and NWJ die at ResNet-18's initial scale, their regularized
+        # versions (NWJ's in the authors' code form) train; InfoNCE and JS for reference.
+        "contrastive": dict(dataset="cifar10", seeds=(0,), alphas=(0.1,), epochs=5,
+                            losses=("smile", "resmile", "nwj", "renwj", "infonce", "js"),
+                            nwj_variant="authors_code"),
+    },
+    # The paper's: every loss, three seeds, the three weights the authors swept.
+    "paper": {name: dict(dataset="cifar10", seeds=(0, 1, 2), alphas=PAPER_ALPHAS)
+              for name in ("supervised", "contrastive")},
+}
+"""``size -> benchmark name -> arguments of`` :func:`image_configs` (``dataset`` first):
+the sweeps a chapter runs at each ``SIZE``."""
+
+
+def sized_configs(benchmark: ImageBenchmark, size: str, *, amp: bool = False) -> list[ImageRunConfig]:
+    """The cells of a chapter's sweep at ``size`` (one of :data:`SIZES`).
+
+    Args:
+        benchmark: the benchmark.
+        size: ``"small"`` (digits on a CPU), ``"colab"`` (CIFAR-10, one seed, a few losses,
+            five epochs: one free Colab GPU session) or ``"paper"`` (the paper's sweep).
+        amp: bfloat16 autocast (see :func:`amp_supported`).
+
+    Returns:
+        The cells, as :func:`image_configs` lists them.
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    arguments = dict(SIZES[size][benchmark.name])
+    return image_configs(benchmark, arguments.pop("dataset"), amp=amp, **arguments)
 
 
 def amp_supported(device: torch.device | str) -> bool:
