@@ -13,10 +13,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+import torch
 
 from .bounds import BOUND_NAMES, ORIGINAL_NAMES, bound_spec, regularized_name
 
-__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR",
+__all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR", "FAILED_COLOR",
            "bound_color", "plot_training",
            "plot_gaussian_benchmark", "EXPLICIT_COLOR", "estimator_color",
            "plot_staircase_comparison", "plot_estimate_bars", "plot_log_truncations",
@@ -27,10 +28,25 @@ __all__ = ["ORIGINAL_COLOR", "REGULARIZED_COLOR", "TRUTH_COLOR",
 ORIGINAL_COLOR = "tab:blue"
 REGULARIZED_COLOR = "tab:orange"
 TRUTH_COLOR = "black"
+FAILED_COLOR = "tab:red"
 
 def bound_color(name: str) -> str:
     """The paper's colour for a bound name: orange for a regularized one, else blue."""
     return REGULARIZED_COLOR if bound_spec(name).regularized else ORIGINAL_COLOR
+
+
+def _marginal_at_optimum(name: str) -> float:
+    """The recorded ``marginal`` of bound ``name`` at its optimal critic, whatever ``dP/dQ``.
+
+    At ``T = log r + c`` the marginal term only sees ``E_Q[r] = 1``, so it is the bound's
+    marginal on a constant critic ``c`` (its ``optimal_shift``): 0 for the DV family
+    (``log E_Q[e^T]``, ReMINE's target), 1 for NWJ and TUBA (``E_Q[e^(T-1)]`` at NWJ's optimum),
+    ``1/e`` for JS (its critic is optimal at ``log r``, one nat below NWJ's).
+    """
+    spec = bound_spec(name)
+    eye = torch.eye(2, dtype=torch.bool)
+    scores = torch.full((2, 2), spec.optimal_shift, dtype=torch.float64)
+    return float(spec.function(scores, eye, ~eye).marginal)
 
 
 def _smooth(values: pd.Series, window: int) -> pd.Series:
@@ -48,6 +64,9 @@ def plot_training(
     Top row: the estimate (faint: per step; solid: a centred moving average) against the
     true MI. Bottom row: the joint term ``E_P[T]`` and the marginal term, whose difference
     is the estimate for the DV family; when they move in parallel the critic is drifting.
+    A dotted line marks where the marginal term sits at the bound's optimal critic (0 for
+    the DV family, 1 for NWJ and TUBA, ``1/e`` for JS): for MINE it is one point of a free
+    line, for every other bound the value the optimum (or the penalty) puts it at.
 
     Args:
         histories: run name (a bound name such as ``"mine"``) -> ``TrainResult.history``.
@@ -72,6 +91,9 @@ def plot_training(
         top.legend(loc="lower right")
         bottom.plot(history.step, _smooth(history.joint, smoothing), label="joint  $E_P[T]$")
         bottom.plot(history.step, _smooth(history.marginal, smoothing), label="marginal term")
+        reference = _marginal_at_optimum(name)
+        bottom.axhline(reference, color=TRUTH_COLOR, linestyle=":", linewidth=1.0,
+                       label=f"marginal at the optimum ({reference:.3g})")
         bottom.set_xlabel("training step")
         bottom.set_ylabel("term value")
         bottom.legend(loc="best")
@@ -318,7 +340,9 @@ def plot_image_benchmark(
     original (blue) and its regularized version (orange), one line per seed. Values outside
     ``ylim`` (such as the astronomically negative estimates just before a divergence) are
     cut off by the axes; given ``runs``, each panel says which of its runs diverged and at
-    which step (a run that diverged at its first step has no curve at all).
+    which step (a run that diverged at its first step has no curve at all). For
+    ``value="marginal"`` each panel draws its family's value at the optimal critic as a
+    dotted line (0 for the DV family, 1 for NWJ and TUBA, ``1/e`` for JS).
 
     Args:
         curves: training curves from
@@ -356,6 +380,10 @@ def plot_image_benchmark(
                                   f"(step {steps})", color))
         if truth is not None:
             ax.axhline(truth, color=TRUTH_COLOR, linestyle="--", linewidth=1.2, label="true value")
+        if value == "marginal":
+            reference = _marginal_at_optimum(base)
+            ax.axhline(reference, color=TRUTH_COLOR, linestyle=":", linewidth=1.2,
+                       label=f"at the optimum ({reference:.3g})")
         for line, (note, color) in enumerate(notes):
             ax.text(0.03, 0.55 - 0.09 * line, note, transform=ax.transAxes, color=color,
                     fontsize="small", fontweight="bold")
@@ -537,12 +565,15 @@ def plot_alpha_sweep(
     training (by default the marginal term, which for the DV family is the log-partition the
     penalty pins), on a log scale. ``alpha = 0`` (the unregularized bound)
     is drawn in the original colour, every ``alpha > 0`` in the regularized colour; the
-    ``alpha`` axis is linear below ``1e-3`` (so that 0 fits) and logarithmic above.
+    ``alpha`` axis is linear below ``1e-3`` (so that 0 fits) and logarithmic above. Runs
+    marked ``failed`` are drawn as red crosses, labelled "failed", in both rows: a run that
+    never learned has a small drift for the wrong reason.
 
     Args:
         summary: columns ``setting, alpha, estimate, estimate_std, true_mi`` and ``drift``,
             e.g. :func:`remi_tutorial.benchmarks.symptoms.symptom_summary` with the
-            ``setting`` and ``alpha`` columns added.
+            ``setting`` and ``alpha`` columns added; optionally a boolean ``failed`` column
+            (e.g. the runs :func:`remi_tutorial.diagnose.diagnose` finds collapsed).
         drift: the column drawn in the bottom row, ``"marginal_drift"`` or ``"joint_drift"``.
         title: the figure's title.
 
@@ -571,6 +602,13 @@ def plot_alpha_sweep(
         bottom.plot(rows.alpha, moved, color=REGULARIZED_COLOR, linewidth=1, zorder=1)
         bottom.scatter(rows.alpha, moved, c=colors, s=40, zorder=2)
         bottom.set_yscale("log")
+        failed = rows[rows.failed.astype(bool)] if "failed" in rows else rows.iloc[:0]
+        for ax, ys in ((top, failed.estimate), (bottom, failed[drift].abs())) if len(failed) else ():
+            ax.scatter(failed.alpha, ys, marker="x", color=FAILED_COLOR, s=120, zorder=3,
+                       label="failed run")
+            for alpha, y in zip(failed.alpha, ys):
+                ax.annotate("failed", (alpha, y), textcoords="offset points", xytext=(-30, 8),
+                            color=FAILED_COLOR, fontsize="small", fontweight="bold")
         top.set_title(setting)
         top.set_ylabel("estimate (nats)")
         bottom.set_ylabel(f"|{drift.replace('_', ' ')}| over the second half")

@@ -82,3 +82,28 @@ def test_alpha_sweep_keeps_a_linear_scale_for_an_estimate_collapsed_to_zero():
     fig = plot_alpha_sweep(_sweep([2.0, 2.1, 2.0, 1e-6]))
     assert fig.axes[0].get_yscale() == "linear"
     plt.close(fig)
+
+
+def test_alpha_sweep_marks_failed_runs_with_a_cross_in_both_rows():
+    table = _sweep([2.0, 2.1, 2.0, 0.0]).assign(failed=[False, False, False, True])
+    fig = plot_alpha_sweep(table)
+    for ax in fig.axes:
+        red = matplotlib.colors.to_rgba("tab:red")
+        crosses = [c for c in ax.collections
+                   if len(c.get_facecolors()) and np.allclose(c.get_facecolors()[0], red)]
+        assert len(crosses) == 1 and np.allclose(crosses[0].get_offsets()[:, 0], [1.0])
+        assert any(text.get_text() == "failed" for text in ax.texts)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name, reference", [("mine", 0.0), ("remine", 0.0), ("nwj", 1.0),
+                                             ("renwj", 1.0), ("tuba", 1.0), ("js", np.exp(-1.0)),
+                                             ("rejs", np.exp(-1.0))])
+def test_training_plot_draws_each_family_its_marginal_at_the_optimum(name, reference):
+    from remi_tutorial.plots import plot_training
+
+    history = pd.DataFrame(dict(step=range(4), mi=1.0, true_mi=1.0, joint=1.0, marginal=0.5))
+    fig = plot_training({name: history})
+    levels = [line.get_ydata()[0] for line in fig.axes[1].get_lines() if line.get_linestyle() == ":"]
+    assert np.allclose(levels, [reference])
+    plt.close(fig)
