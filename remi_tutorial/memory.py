@@ -6,9 +6,8 @@ A training step on the CPU allocates and frees the same large tensors again and 
 with a fresh ``mmap`` and gives it back on ``free``, and it trims free memory at the top of
 its heap; either way the next step touches new pages, and the kernel zero-fills each one in
 a page fault. Measured here on the twelve Gaussian-benchmark estimators trained stacked
-(``scripts/bench_gaussian.py``): the concat critic took 6,000 to 74,000 page faults per
-step (depending on what the process had allocated before), up to a third of its CPU time;
-after :func:`keep_freed_memory`, none. PyTorch has no caching
+(``scripts/bench_gaussian.py``): the concat critic took about 74,000 page faults per step,
+a third of its CPU time; after :func:`keep_freed_memory`, none. PyTorch has no caching
 allocator for the CPU, so the fix is malloc's own: raise both thresholds.
 """
 
