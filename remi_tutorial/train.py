@@ -35,7 +35,6 @@ with warnings.catch_warnings():
     from tqdm.auto import tqdm
 
 from .bounds import Bound
-from .memory import keep_freed_memory
 from .tasks import Batch
 
 __all__ = ["TrainResult", "HISTORY_FIELDS", "train", "make_adam", "default_device"]
@@ -212,7 +211,6 @@ def train(
         if start > steps:
             raise ValueError(f"{checkpoint} holds {start} steps, more than steps={steps}")
     records = _Records(check_every, rows, true_mis)
-    keep_freed_memory()  # on the CPU, a step otherwise page-faults its large tensors anew
     last_good = copy.deepcopy(critic.state_dict())
     diverged_at = None
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress, leave=False)

@@ -13,10 +13,6 @@ Prints, in one run on one machine, for the separable and the concat critic of th
   each the best of ``--rounds`` alternating timings; the FLOP/s each achieves and the speed-up;
 * the cost of evaluating the twelve bounds per step: the stacked bound vs one bound call
   per estimator;
-* what :func:`remi_tutorial.memory.keep_freed_memory` (called by ``train``) saves: page
-  faults and CPU time per batched step in a fresh process, with glibc's default thresholds
-  and with the setting (how many faults the default takes depends on what the process
-  allocated before, so each runs alone);
 * torch-mist's estimator-steps per second on the same configuration, when ``--torch-mist-python``
   names a Python that has it (``scripts/bench_gaussian.sh`` sets one up), or why it did not run.
 
@@ -30,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -43,7 +38,6 @@ from remi_tutorial.benchmarks.gaussian import GaussianBenchmarkConfig, make_crit
 from remi_tutorial.bounds import BOUND_NAMES, Bound, get_bound
 from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import gaussian_batches, paired_masks
-import remi_tutorial.train
 from remi_tutorial.train import make_adam, train
 
 DIM, BATCH, LR = 20, 64, 5e-4
@@ -104,30 +98,6 @@ def batched_rate(kind: str, steps: int) -> float:
     return len(NAMES) * steps / (time.perf_counter() - start)
 
 
-def fresh_step_cost(kind: str, malloc: str) -> dict:
-    """Page faults and CPU seconds per batched step, in this (fresh) process; ``malloc``
-    ``"default"`` keeps glibc's thresholds by making ``train`` skip keep_freed_memory."""
-    if malloc == "default":
-        remi_tutorial.train.keep_freed_memory = lambda: False
-    steps = {"separable": 50, "concat": 4}[kind]
-    stacked = STACKED[kind]([make_critic(kind, DIM) for _ in NAMES])
-    bound = stack_bounds(NAMES, PARAMS)
-    train(stacked, bound, stream(), steps=2, optimizer=optimizer(stacked), progress=False)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    train(stacked, bound, stream(), steps=steps, optimizer=optimizer(stacked), progress=False)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return {"faults": (after.ru_minflt - before.ru_minflt) / steps, "cpu_ms": 1e3 * cpu / steps,
-            "system_ms": 1e3 * (after.ru_stime - before.ru_stime) / steps}
-
-
-def fresh_process(kind: str, malloc: str) -> dict:
-    completed = subprocess.run(
-        [sys.executable, __file__, "--threads", str(torch.get_num_threads()),
-         "--fresh-step", kind, malloc], capture_output=True, text=True, check=True)
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def bound_step_seconds(evaluate, repeats: int = 300) -> float:
     """Seconds to evaluate the twelve bounds on ``[12, 64, 64]`` scores and backpropagate."""
     positive, negative = paired_masks(BATCH)
@@ -170,11 +140,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating sequential/batched timings per critic; the best counts")
     parser.add_argument("--torch-mist-python", default=os.environ.get("TORCH_MIST_PYTHON"))
-    parser.add_argument("--fresh-step", nargs=2, metavar=("KIND", "MALLOC"),
-                        help=argparse.SUPPRESS)  # the fresh-process measurement, run by main
     args = parser.parse_args()
-    if args.fresh_step:
-        return print(json.dumps(fresh_step_cost(*args.fresh_step)))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -208,11 +174,6 @@ def main() -> None:
         print(f"  batched / sequential: {batched / sequential:.2f}x; a paper-size run of the "
               f"twelve (20,000 steps): {20000 * 12 / batched / 60:.1f} min batched, "
               f"{20000 * 12 / sequential / 60:.1f} min sequential")
-        for malloc in ("default", "keep"):
-            cost = fresh_process(kind, malloc)
-            print(f"  a fresh process, glibc malloc {malloc:<7}: {cost['faults']:8,.0f} page "
-                  f"faults and {cost['cpu_ms']:6.1f} ms CPU ({cost['system_ms']:5.1f} in the "
-                  "kernel) per batched step")
 
     stacked = bound_step_seconds(stack_bounds(NAMES, PARAMS))
     looped = bound_step_seconds(one_call_per_estimator)
