@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ from remi_tutorial.tasks import contrastive_masks, paired_masks
 CRITIC_PAIRS = [
     (lambda: SeparableCritic(3, 2, hidden_dims=(5, 4), embed_dim=3), StackedSeparableCritic),
     (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)), StackedConcatCritic),
+    (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)),
+     functools.partial(StackedConcatCritic, loop_estimators=True)),
 ]
 
 
@@ -46,6 +50,23 @@ def test_unstack_gives_back_each_critic(make, stacked_class):
         copy = stacked.unstack(index)
         assert type(copy) is type(critic)
         torch.testing.assert_close(copy(x, y), critic(x, y), rtol=0, atol=0)
+
+
+def test_looped_and_batched_concat_critics_have_the_same_weight_gradients():
+    critics = [ConcatCritic(3, 2, hidden_dims=(5, 4)).double() for _ in range(3)]
+    x, y = inputs()
+    gradients = []
+    for loop in (False, True):
+        stacked = StackedConcatCritic(critics, loop_estimators=loop)
+        # Different weights per estimator in the loss, so a gradient sent to the wrong
+        # estimator's slice would show.
+        weights = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)[:, None, None]
+        (weights * stacked(x, y).tanh()).sum().backward()
+        gradients.append({name: parameter.grad for name, parameter in stacked.named_parameters()})
+    batched, looped = gradients
+    assert batched.keys() == looped.keys()
+    for name in batched:
+        torch.testing.assert_close(looped[name], batched[name], rtol=0, atol=1e-12)
 
 
 def test_stacked_critic_copies_the_weights():
