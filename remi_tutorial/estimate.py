@@ -219,8 +219,8 @@ def estimate_mi(
     rest with :func:`~remi_tutorial.train.train` in epochs of random batches. Every
     ``eval_every`` steps each estimator's bound is evaluated on the held-out pairs, cut into
     ``K = n_held_out // batch_size`` batches; training stops when no estimator's held-out
-    estimate has risen by more than ``min_delta`` over its best for ``patience``
-    evaluations in a row, or at ``max_steps``. The estimate is the held-out mean at the
+    estimate has risen more than ``min_delta`` above its best (the best that did so) for
+    ``patience`` evaluations in a row, or at ``max_steps``. The estimate is the held-out mean at the
     end (the weights are not rewound to the best evaluation, whose value would be the
     maximum of noisy reads), with a ``confidence`` interval ``mean +- t * s / sqrt(K)``
     over the K held-out batches. An estimator whose objective turns non-finite is frozen
@@ -298,6 +298,7 @@ def estimate_mi(
     optimizer = make_adam(stacked.parameters(), lr)
     batches = _EpochBatches(x_train, y_train, batch_size, seed)
 
+    cuda_devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     evaluations, best, waited = [], np.full(len(names), -np.inf), np.zeros(len(names), int)
     step, stopped_early, result = 0, False, None
     bar = tqdm(total=max_steps, desc="estimate_mi", disable=not progress, leave=False)
@@ -308,7 +309,8 @@ def estimate_mi(
         checkpoint = Path(folder) / "run.pt"
         while step < max_steps and not stopped_early:
             until = min(step + eval_every, max_steps)
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            # train's resume sets torch's random states: keep the caller's.
+            with torch.random.fork_rng(devices=cuda_devices):
                 result = train(stacked, bound, batches, steps=until, optimizer=optimizer,
                                check_every=min(eval_every, 100), checkpoint=checkpoint,
                                checkpoint_every=eval_every, progress=False)
@@ -324,7 +326,7 @@ def estimate_mi(
             estimate = mean[0].numpy()
             training = np.array([e not in result.diverged for e in range(len(names))])
             improved = estimate > best + min_delta
-            best = np.where(improved, estimate, np.maximum(best, estimate))
+            best = np.where(improved, estimate, best)  # a slow rise adds up until it counts
             waited = np.where(improved, 0, waited + 1)
             stopped_early = bool((waited[training] >= patience).all())
             bar.set_postfix(held_out_mi=f"{float(estimate[0]):.3f}")
