@@ -65,7 +65,8 @@ class MIEstimate:
         critic: the trained stacked critic (estimator ``e`` at index ``e``).
         steps: the steps trained.
         stopped_early: whether the held-out estimate plateaued before ``max_steps``.
-        n_train, n_held_out: the pairs in each split.
+        n_train: the pairs trained on.
+        n_held_out: the pairs held out.
         batch_size: the batch size of training and of the held-out batches.
         confidence: the confidence level of the intervals.
     """
