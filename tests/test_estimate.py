@@ -10,6 +10,8 @@ import remi_tutorial.estimate as estimate_module
 from remi_tutorial import estimate_mi
 from remi_tutorial.tasks import mi_task
 
+from helpers import ExplodingStack
+
 QUICK = dict(max_steps=200, eval_every=50, progress=False)
 
 
@@ -157,3 +159,30 @@ def test_on_the_gpu_the_split_and_the_initial_weights_are_the_cpus():
         on_gpu.n_train, on_gpu.n_held_out, on_gpu.batch_size)
     # float32 training on two devices drifts apart slowly: the estimates agree to a few 1e-2
     assert abs(on_cpu.estimate - on_gpu.estimate) < 0.05
+
+
+def test_an_estimator_that_diverges_stays_frozen_and_named_while_the_others_go_on(monkeypatch):
+    made = estimate_module._stacked_critic
+    monkeypatch.setattr(estimate_module, "_stacked_critic",
+                        lambda *args: ExplodingStack(made(*args), explode=1, after=30))
+    weights, terms_function = [], estimate_module._held_out_terms
+
+    def spying_terms(critic, *args):
+        weights.append([parameter.detach().clone() for parameter in critic.parameters()])
+        return terms_function(critic, *args)
+
+    monkeypatch.setattr(estimate_module, "_held_out_terms", spying_terms)
+    x, y = gaussian_pairs(600)
+    with pytest.warns(RuntimeWarning, match=r"estimator 1 \(nwj\) diverged at step 30"):
+        result = estimate_mi(x, y, estimator=["mine", "nwj", "infonce"], max_steps=100,
+                             eval_every=20, patience=100, progress=False)
+    assert result.steps == 100 and len(weights) == 5  # evaluations at steps 20, 40, ..., 100
+    diverged = result.table.set_index("estimator").diverged_at
+    assert diverged["nwj"] == 30 and diverged.drop("nwj").isna().all()
+    assert result.history[result.history.estimator == "nwj"].step.max() == 29
+    assert result.history[result.history.estimator == "mine"].step.max() == 99
+    assert result.table.estimate.map(math.isfinite).all()
+    # from its last good check (step 20) on, nwj's weights never move again, round after round
+    for later in weights[1:]:
+        assert all(torch.equal(a[1], b[1]) for a, b in zip(weights[0], later))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(weights[1], weights[-1]))

@@ -11,6 +11,8 @@ from remi_tutorial.stacked import StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import Batch, paired_masks, sample_gaussian
 from remi_tutorial.train import train
 
+from helpers import ExplodingStack
+
 POSITIVE, NEGATIVE = paired_masks(16)
 STEPS, CHECK, EXPLODES = 30, 5, 13  # estimator 1 diverges at step 13; its last good check is 10
 NAMES = ["nwj", "nwj", "mine"]
@@ -21,28 +23,6 @@ def batches(step):
     generator = torch.Generator().manual_seed(1000 + step)
     x, y = sample_gaussian(16, 2, 0.8, generator=generator)
     return Batch((x.double(), y.double()), POSITIVE, NEGATIVE, -math.log(1 - 0.64))
-
-
-class ExplodingStack(torch.nn.Module):
-    """A stacked critic whose estimator ``explode`` has its scores multiplied by 1e6 (so that
-    e^T overflows float64) from call ``after + 1`` on; its weights are the stack's own."""
-
-    def __init__(self, stack, explode, after):
-        super().__init__()
-        self.stack, self.explode, self.after, self.calls = stack, explode, after, 0
-
-    @property
-    def num_estimators(self):
-        return self.stack.num_estimators
-
-    def forward(self, x, y):
-        self.calls += 1
-        scores = self.stack(x, y)
-        if self.calls > self.after:
-            factor = torch.ones(len(scores), 1, 1, dtype=scores.dtype)
-            factor[self.explode] = 1e6
-            scores = scores * factor
-        return scores
 
 
 def critics():
