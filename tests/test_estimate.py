@@ -186,3 +186,13 @@ def test_an_estimator_that_diverges_stays_frozen_and_named_while_the_others_go_o
     for later in weights[1:]:
         assert all(torch.equal(a[1], b[1]) for a, b in zip(weights[0], later))
     assert not all(torch.equal(a[0], b[0]) for a, b in zip(weights[1], weights[-1]))
+
+
+def test_one_dimensional_arrays_are_one_column_and_the_concat_critic_trains_too():
+    x, y = gaussian_pairs(400, dim=1)
+    columns = estimate_mi(x, y, **QUICK)
+    flat = estimate_mi(x[:, 0].numpy(), y[:, 0].tolist(), **QUICK)
+    assert flat.table.equals(columns.table)
+    concat = estimate_mi(x, y, critic="concat", hidden=(16,), **QUICK)
+    assert type(concat.critic).__name__ == "StackedConcatCritic"
+    assert math.isfinite(concat.estimate) and concat.estimate > 0.1
