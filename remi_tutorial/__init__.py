@@ -12,11 +12,13 @@ Modules:
     train    one training loop for every critic, bound and task
     ksg      the Kraskov-Stoegbauer-Grassberger nearest-neighbour estimate, a reference
     diagnose read a training history and name its symptoms
+    estimate MI between two arrays in one call: held-out estimate, interval, diagnosis
 """
 
 from .bounds import BOUND_NAMES, Bound, get_bound
 from .critics import ConcatCritic, SeparableCritic
 from .diagnose import Diagnosis, diagnose
+from .estimate import MIEstimate, estimate_mi
 from .ksg import ksg_mi
 from .tasks import (
     MI_TASKS,
@@ -39,6 +41,8 @@ __all__ = [
     "SeparableCritic",
     "Diagnosis",
     "diagnose",
+    "MIEstimate",
+    "estimate_mi",
     "ksg_mi",
     "MI_TASKS",
     "mi_task",

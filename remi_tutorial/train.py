@@ -6,6 +6,10 @@ record lives on the critic's device and is copied to the host every ``check_ever
 so a step never waits for the device. At each copy the loop checks that the recorded
 objectives are finite; a run whose loss turns NaN or infinite stops there with a warning,
 keeps the history up to its last finite step and restores the critic's last good weights.
+In a stack of estimators whose weights are slices of one stacked critic (the critics of
+:mod:`~remi_tutorial.stacked`), only the estimator that diverged stops: its slices of the
+weights and of the optimizer's state return to the last check and stay there, and the
+others train on.
 
 Given a ``checkpoint`` file, the loop writes its whole state there every so many steps
 (atomically: a temporary file, then a rename) and resumes from it when it exists, so a run
@@ -18,7 +22,7 @@ import copy
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +55,19 @@ class TrainResult:
         history: one row per completed step (and estimator, for stacked estimators):
             ``step``, (``estimator``,) ``true_mi`` and the :class:`~remi_tutorial.bounds.Bound` fields
             ``mi, objective, joint, marginal, penalty``.
-        diverged_at: the first step whose objective was not finite, or ``None``.
+        diverged_at: the step at which training stopped because its objective (every
+            estimator's still training, for a stack) was not finite, or ``None`` if it ran
+            to the end.
         message: a one-line summary of how the run ended.
+        diverged: estimator index -> the first step whose objective was not finite, for
+            every estimator that diverged (index 0 for a single estimator). The history of
+            an estimator that diverged ends the step before.
     """
 
     history: pd.DataFrame
     diverged_at: int | None
     message: str
+    diverged: dict[int, int] = field(default_factory=dict)
 
 
 def _tidy(records: torch.Tensor, true_mis: list[float]) -> pd.DataFrame:
@@ -102,8 +112,81 @@ class _Records:
         """The current chunk's first ``chunk`` records, on the host: ``[chunk, 5, *estimators]``."""
         return self._buffer[:chunk].to("cpu", copy=True)
 
-    def history(self) -> pd.DataFrame:
-        return _tidy(torch.cat(self.rows), self.true_mis)
+    def history(self, diverged: dict[int, int]) -> pd.DataFrame:
+        """The tidy history, without the rows of an estimator from the step it diverged."""
+        table = _tidy(torch.cat(self.rows), self.true_mis)
+        if "estimator" in table and diverged:
+            stops = table.estimator.map(diverged).fillna(np.inf)
+            table = table[table.step < stops].reset_index(drop=True)
+        return table
+
+
+class _Frozen:
+    """The estimators of a stacked critic that diverged, held at their last good state.
+
+    It applies to a critic with ``num_estimators = E`` whose every parameter is ``[E, ...]``
+    (the stacked critics of :mod:`~remi_tutorial.stacked`): estimator ``e`` owns slice ``e`` of
+    each parameter and of each optimizer state tensor of the parameter's shape (Adam's two
+    moments). After every optimizer step, :meth:`hold` writes the frozen estimators' slices
+    back: masking their gradient would not do, as Adam moves a weight with a zero gradient.
+    Optimizer state shared by the whole tensor (Adam's step count) cannot be held per slice.
+    """
+
+    def __init__(self, critic: nn.Module, optimizer: torch.optim.Optimizer | None):
+        self.parameters = list(critic.parameters())
+        self.optimizer = optimizer
+        self.index: torch.Tensor | None = None  # the frozen estimators
+        self.values: list[torch.Tensor] = []  # their slices, in the order of _tensors()
+
+    @staticmethod
+    def applies(critic: nn.Module, estimators: int) -> bool:
+        """Whether ``critic``'s weights split into ``estimators`` slices."""
+        parameters = list(critic.parameters())
+        return (
+            estimators > 1
+            and getattr(critic, "num_estimators", None) == estimators
+            and bool(parameters)
+            and all(p.dim() > 0 and p.shape[0] == estimators for p in parameters)
+        )
+
+    def _tensors(self) -> list[torch.Tensor | None]:
+        """Each parameter, then its optimizer state tensors of its shape (``None`` where the
+        optimizer has not made them yet)."""
+        tensors: list[torch.Tensor | None] = []
+        for parameter in self.parameters:
+            tensors.append(parameter)
+            state = self.optimizer.state.get(parameter, {}) if self.optimizer else {}
+            for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer"):
+                value = state.get(key)
+                tensors.append(value if isinstance(value, torch.Tensor)
+                               and value.shape == parameter.shape else None)
+        return tensors
+
+    def snapshot(self) -> list[torch.Tensor | None]:
+        """A copy of every tensor of :meth:`_tensors`."""
+        return [None if t is None else t.detach().clone() for t in self._tensors()]
+
+    def freeze(self, estimators: list[int], snapshot: list[torch.Tensor | None]) -> None:
+        """Return ``estimators`` to ``snapshot`` (optimizer state it lacks: zeros, the state
+        of a fresh optimizer) and hold them, with those frozen before, from now on."""
+        new = torch.tensor(estimators, device=self.parameters[0].device)
+        with torch.no_grad():
+            for tensor, saved in zip(self._tensors(), snapshot):
+                if tensor is not None:
+                    tensor.index_copy_(0, new, torch.zeros_like(tensor[new]) if saved is None
+                                       else saved[new])
+        self.index = new if self.index is None else torch.cat([self.index, new])
+        self.values = [None if t is None else t.detach()[self.index].clone()
+                       for t in self._tensors()]
+
+    def hold(self) -> None:
+        """Write the frozen estimators' slices back (after an optimizer step)."""
+        if self.index is None:
+            return
+        with torch.no_grad():
+            for tensor, value in zip(self._tensors(), self.values):
+                if tensor is not None and value is not None:
+                    tensor.index_copy_(0, self.index, value)
 
 
 def _training_step(
@@ -125,16 +208,26 @@ def _training_step(
     return result
 
 
-def _finite_steps(recorded: torch.Tensor) -> int:
-    """How many steps of a chunk ``[chunk, 5, *estimators]``, from its first, have a finite
-    objective for every estimator.
+def _first_non_finite(recorded: torch.Tensor, frozen: Iterable[int]) -> dict[int, int]:
+    """Estimator -> the first step of a chunk ``[chunk, 5, *estimators]`` whose objective is
+    not finite, for the estimators not in ``frozen`` that have one.
 
     Divergence is a non-finite loss. Other fields may be infinite while training is sound: JS
     reports NWJ, which is -inf once e^T overflows, while it trains on the finite JS objective.
     """
     objectives = recorded[:, HISTORY_FIELDS.index("objective")].reshape(len(recorded), -1)
-    finite = torch.isfinite(objectives).all(dim=1)
-    return len(recorded) if bool(finite.all()) else int((~finite).nonzero()[0])
+    bad = ~torch.isfinite(objectives)  # [chunk, E]
+    bad[:, list(frozen)] = False
+    if not bool(bad.any()):
+        return {}
+    return {int(e): int(bad[:, e].nonzero()[0]) for e in bad.any(dim=0).nonzero()[:, 0]}
+
+
+def _names(bound: Callable[..., Bound], estimators: Iterable[int]) -> str:
+    """``estimator 2 (remine)`` for each index, with the bound's names where it has them."""
+    names = getattr(bound, "names", None)
+    return ", ".join(f"estimator {e}" + (f" ({names[e]})" if names else "")
+                     for e in sorted(estimators))
 
 
 def train(
@@ -205,13 +298,19 @@ def train(
     if optimizer is None and any(p.requires_grad for p in critic.parameters()):
         optimizer = torch.optim.Adam(critic.parameters(), lr=lr)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    start, rows, true_mis = 0, [], []
+    start, rows, true_mis, diverged = 0, [], [], {}
     if checkpoint is not None and checkpoint.exists():
-        start, rows, true_mis = _load_checkpoint(checkpoint, critic, optimizer)
+        start, rows, true_mis, diverged = _load_checkpoint(checkpoint, critic, optimizer)
         if start > steps:
             raise ValueError(f"{checkpoint} holds {start} steps, more than steps={steps}")
     records = _Records(check_every, rows, true_mis)
     last_good = copy.deepcopy(critic.state_dict())
+    frozen = (_Frozen(critic, optimizer)
+              if _Frozen.applies(critic, getattr(critic, "num_estimators", 0)) else None)
+    if frozen is not None:
+        if diverged:
+            frozen.freeze(sorted(diverged), frozen.snapshot())  # as saved: hold them there
+        last_good_slices = frozen.snapshot()
     diverged_at = None
     bar = tqdm(total=steps, initial=start, desc=description, disable=not progress, leave=False)
 
@@ -223,34 +322,56 @@ def train(
         for offset in range(chunk):
             batch = batches(step + offset)
             result = _training_step(critic, bound, batch, optimizer, check=step + offset == start)
+            if frozen is not None:
+                frozen.hold()
             records.write(offset, result, batch.true_mi)
         recorded = records.copy_chunk(chunk)
-        finite = _finite_steps(recorded)
-        records.rows.append(recorded[:finite])
-        if finite == chunk:
-            last_good = copy.deepcopy(critic.state_dict())
-        else:
+        newly = _first_non_finite(recorded, diverged)
+        diverged.update({e: step + offset for e, offset in newly.items()})
+        estimators = int(np.prod(recorded.shape[2:]))
+        if newly and frozen is not None and len(diverged) < estimators:
+            frozen.freeze(sorted(newly), last_good_slices)  # the others train on
+            records.rows.append(recorded)
+        elif newly:
+            finite = min(newly.values())
             diverged_at = step + finite
+            records.rows.append(recorded[:finite])
             critic.load_state_dict(last_good)
+        else:
+            records.rows.append(recorded)
+        if diverged_at is None:
+            last_good = copy.deepcopy(critic.state_dict())
+            if frozen is not None:
+                last_good_slices = frozen.snapshot()
         step += chunk
         if checkpoint is not None and diverged_at is None and (
             step % checkpoint_every == 0 or step == steps
         ):
-            _save_checkpoint(checkpoint, critic, optimizer, records, step)
+            _save_checkpoint(checkpoint, critic, optimizer, records, step, diverged)
         bar.update(chunk)
-        if finite:
-            bar.set_postfix(mi=f"{float(recorded[finite - 1, 0].mean()):.3f}")
+        training = [e for e in range(estimators) if e not in diverged]
+        last = records.rows[-1]
+        if len(last) and training:
+            mi = last[-1, 0].reshape(-1)[training].mean()
+            bar.set_postfix(mi=f"{float(mi):.3f}")
     bar.close()
 
     if diverged_at is None:
         message = f"finished {steps} steps" + (f" (resumed from step {start})" if start else "")
+        if diverged:
+            message += "; " + "; ".join(
+                f"{_names(bound, [e])} diverged at step {at} and was frozen at its last good "
+                "check" for e, at in sorted(diverged.items()))
+            warnings.warn(message, RuntimeWarning, stacklevel=2)
     else:
         message = (
             f"stopped at step {diverged_at}: the bound became non-finite; kept {diverged_at} "
             "steps of history and the weights of the last finite check"
         )
+        if estimators > 1:
+            message += f" ({_names(bound, [e for e, at in diverged.items() if at == diverged_at])})"
         warnings.warn(message, RuntimeWarning, stacklevel=2)
-    return TrainResult(records.history(), diverged_at, message)
+    return TrainResult(records.history(diverged), diverged_at, message, diverged)
 
 
 def _save_checkpoint(
@@ -259,6 +380,7 @@ def _save_checkpoint(
     optimizer: torch.optim.Optimizer | None,
     records: _Records,
     step: int,
+    diverged: dict[int, int],
 ) -> None:
     """Write the run's state to ``path`` atomically: a kill leaves the old file or the new one."""
     state = {
@@ -267,6 +389,7 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "records": torch.cat(records.rows),
         "true_mis": list(records.true_mis),
+        "diverged": dict(diverged),
         "cpu_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
     }
@@ -281,11 +404,12 @@ def _save_checkpoint(
 
 def _load_checkpoint(
     path: Path, critic: nn.Module, optimizer: torch.optim.Optimizer | None
-) -> tuple[int, list[torch.Tensor], list[float]]:
+) -> tuple[int, list[torch.Tensor], list[float], dict[int, int]]:
     """Restore the critic, the optimizer and torch's random states from ``path``.
 
     Returns:
-        The step to continue from, the records so far (one tensor) and their true MIs.
+        The step to continue from, the records so far (one tensor), their true MIs and the
+        estimators that diverged (estimator -> step).
     """
     state = torch.load(path, map_location="cpu", weights_only=True)
     critic.load_state_dict(state["critic"])
@@ -294,7 +418,8 @@ def _load_checkpoint(
     torch.set_rng_state(state["cpu_rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return state["step"], [state["records"]], list(state["true_mis"])
+    diverged = {int(e): int(at) for e, at in state.get("diverged", {}).items()}
+    return state["step"], [state["records"]], list(state["true_mis"]), diverged
 
 
 def make_adam(parameters: Iterable[nn.Parameter], lr: float) -> torch.optim.Adam:

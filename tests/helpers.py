@@ -27,6 +27,32 @@ class ExplodingCritic(torch.nn.Module):
         return self.scale * factor * (x @ y.T)
 
 
+class ExplodingStack(torch.nn.Module):
+    """A stacked critic whose estimator ``explode`` (an index or a list) has its scores
+    multiplied by 1e6 (so that e^T overflows, even in float64) from training call
+    ``after + 1`` on; calls in eval mode are not counted nor changed. Its weights are the
+    stack's own."""
+
+    def __init__(self, stack, explode, after):
+        super().__init__()
+        self.stack, self.explode, self.after, self.calls = stack, explode, after, 0
+
+    @property
+    def num_estimators(self):
+        return self.stack.num_estimators
+
+    def forward(self, x, y):
+        scores = self.stack(x, y)
+        if not self.training:
+            return scores
+        self.calls += 1
+        if self.calls > self.after:
+            factor = torch.ones(len(scores), 1, 1, dtype=scores.dtype, device=scores.device)
+            factor[self.explode] = 1e6
+            scores = scores * factor
+        return scores
+
+
 class Killed(Exception):
     """Stands for a process killed in the middle of a run."""
 

@@ -44,6 +44,8 @@ QUICK = {
     "symptoms": (["symptoms", "--bounds", "mine", "--steps", "400", "--no-progress"], 1),
     "analytic-critic": (["analytic-critic", "--batch-sizes", "4", "8", "--repeats", "3",
                          "--dim", "2"], 2 * 2),
+    "beyond-normal": (["beyond-normal", "--tasks", "gaussian", "uniform_noise", "--pairs", "200",
+                       "--max-steps", "40", "--no-progress"], 2 * 2),
 }
 
 

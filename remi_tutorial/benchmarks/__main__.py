@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "contrastive": "remi_tutorial.benchmarks.contrastive",
     "collect": "remi_tutorial.benchmarks.collect",
     "table1": "remi_tutorial.benchmarks.table1",
+    "beyond-normal": "remi_tutorial.benchmarks.beyond_normal",
 }
 """command -> the module that implements it: its docstring is the command's description, its
 ``EXAMPLES`` the examples of ``--help``, and it defines ``add_arguments(parser)`` and
