@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import t as student_t
 from torch import Tensor, nn
 from tqdm import TqdmWarning
 
@@ -341,8 +342,6 @@ def estimate_mi(
 def _result(names, result, evaluations, stacked, steps, stopped_early, n_train, n_held_out,
             batch_size, confidence) -> MIEstimate:
     """Assemble the :class:`MIEstimate` from the last round's result and the evaluations."""
-    from scipy.stats import t as student_t
-
     history = result.history
     history["estimator"] = np.asarray(names)[history.estimator.to_numpy()]
     held_out = pd.DataFrame(evaluations, columns=["step", "estimator", "mi", "joint", "marginal",
