@@ -458,7 +458,7 @@ def diagnose(
     by: Sequence[str] | None = None,
     candidates: int | None = None,
     num_classes: int | None = None,
-    diverged_at: int | None = None,
+    diverged_at: int | Mapping | None = None,
     window: int = 100,
     drift_threshold: float = 0.5,
     drift_ratio: float = 3.0,
@@ -500,8 +500,11 @@ def diagnose(
             can exceed ``H(label) <= log K``. ``None``: not checked.
         diverged_at: the step at which training stopped on a non-finite loss (the history
             of :func:`~remi_tutorial.train.train` ends before it, so this is the only trace
-            of it); reported as an explosion. Taken from ``history.diverged_at`` when given
-            a run record.
+            of it); reported as an explosion. Or, for a stack whose estimators diverged one
+            by one (each frozen while the others trained on), a mapping ``estimator value ->
+            step``: each step is reported as an explosion of that estimator's runs only.
+            Taken from a run record's ``diverged`` (:class:`~remi_tutorial.train.TrainResult`)
+            or ``diverged_at`` when given one.
         window: steps per window of every smoothed statistic (centered), capped at a
             quarter of the run. Default 100: a batch estimate's noise (0.3-0.5 nats per step
             in this course's runs) averages down to a few hundredths, and a symptom that
@@ -563,7 +566,10 @@ def diagnose(
     """
     if hasattr(history, "history") and not isinstance(history, pd.DataFrame):
         if diverged_at is None:
-            diverged_at = getattr(history, "diverged_at", None)
+            per_estimator = getattr(history, "diverged", None)
+            stacked = isinstance(history.history, pd.DataFrame) and "estimator" in history.history
+            diverged_at = (per_estimator if per_estimator and stacked
+                           else getattr(history, "diverged_at", None))
         history = history.history
     if not isinstance(history, pd.DataFrame):
         raise ValueError(f"history must be a pandas DataFrame, got {type(history).__name__}")
@@ -607,7 +613,9 @@ def diagnose(
         run_window = max(1, min(window, len(run) // 4))
         used_window = min(used_window, run_window)
         per_run[key] = _diagnose_run(run, context, run_window, **settings)
-    if diverged_at is not None:
+    if isinstance(diverged_at, Mapping):
+        _attribute_estimator_divergence(per_run, by, diverged_at)
+    elif diverged_at is not None:
         _attribute_divergence(per_run, int(diverged_at))
     rows = []
     for key, found in per_run.items():
@@ -676,14 +684,35 @@ def _attribute_divergence(per_run: dict, step: int) -> None:
     if not exploding and len(per_run) > 1:
         note += " (the history does not say which of the stacked estimators caused it)"
     for key in blamed:
-        found = per_run[key]
-        for index, (symptom, began, detail) in enumerate(found):
-            if symptom == "explosion":
-                found[index] = (symptom, min(began, step), f"{note}; {detail}")
-                break
-        else:
-            found.append(("explosion", step, note))
-        found.sort(key=lambda item: SYMPTOMS.index(item[0]))
+        _add_explosion(per_run[key], step, note)
+
+
+def _attribute_estimator_divergence(per_run: dict, by: tuple, diverged: Mapping) -> None:
+    """Add each estimator's own non-finite step (``diverged``: estimator value -> step) to
+    its runs."""
+    position = by.index("estimator") if "estimator" in by else None
+    for estimator, step in diverged.items():
+        keys = [key for key in per_run
+                if (key[position] if isinstance(key, tuple) and position is not None else key)
+                == estimator]
+        if not keys:
+            raise ValueError(f"diverged_at names the estimator {estimator!r}, which is not a "
+                             f"run of the history (runs: {list(per_run)})")
+        note = (f"its loss turned non-finite at step {int(step)}; it was frozen there while "
+                "the other estimators trained on")
+        for key in keys:
+            _add_explosion(per_run[key], int(step), note)
+
+
+def _add_explosion(found: list, step: int, note: str) -> None:
+    """Record an explosion from ``step`` in one run's findings (merged with one found already)."""
+    for index, (symptom, began, detail) in enumerate(found):
+        if symptom == "explosion":
+            found[index] = (symptom, min(began, step), f"{note}; {detail}")
+            break
+    else:
+        found.append(("explosion", step, note))
+    found.sort(key=lambda item: SYMPTOMS.index(item[0]))
 
 
 def _diagnose_run(run, context, window, *, drift, explosion, collapse, over):

@@ -364,7 +364,8 @@ def _result(names, result, evaluations, stacked, steps, stopped_early, n_train, 
     diverged = result.diverged
     if diverged:
         warnings.warn(f"estimate_mi: {result.message}", RuntimeWarning, stacklevel=3)
-    diagnosis = diagnose(history, candidates=batch_size, diverged_at=result.diverged_at)
+    diagnosis = diagnose(history, candidates=batch_size,
+                         diverged_at={names[e]: step for e, step in result.diverged.items()})
     first = table.iloc[0]
     return MIEstimate(
         estimate=float(first.estimate), ci=(float(first.ci_low), float(first.ci_high)),

@@ -182,6 +182,8 @@ def test_an_estimator_that_diverges_stays_frozen_and_named_while_the_others_go_o
     assert result.history[result.history.estimator == "nwj"].step.max() == 29
     assert result.history[result.history.estimator == "mine"].step.max() == 99
     assert result.table.estimate.map(math.isfinite).all()
+    exploded = result.diagnosis.findings[result.diagnosis.findings.symptom == "explosion"]
+    assert exploded.estimator.tolist() == ["nwj"] and exploded.began_at_step.tolist() == [30]
     # from its last good check (step 20) on, nwj's weights never move again, round after round
     for later in weights[1:]:
         assert all(torch.equal(a[1], b[1]) for a, b in zip(weights[0], later))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from remi_tutorial.critics import SeparableCritic
+from remi_tutorial.diagnose import diagnose
 from remi_tutorial.stacked import StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import Batch, paired_masks, sample_gaussian
 from remi_tutorial.train import train
@@ -130,3 +131,18 @@ def test_a_stack_whose_every_estimator_diverges_stops_as_a_single_one_does():
     assert len(warned) == 1 and f"stopped at step {EXPLODES}" in warned[0]
     assert "estimator 0 (nwj), estimator 1 (nwj)" in warned[0]
     assert result.history.step.max() == EXPLODES - 1
+
+
+def test_diagnose_blames_only_the_estimator_that_diverged_in_a_stack():
+    result, _, _ = run(exploding_stack(), NAMES)
+    diagnosis = diagnose(result, bounds=dict(enumerate(NAMES)))
+    exploded = diagnosis.findings[diagnosis.findings.symptom == "explosion"]
+    assert exploded.estimator.tolist() == [1]
+    assert exploded.began_at_step.tolist() == [EXPLODES]
+    assert "frozen there" in exploded.detail.iloc[0]
+
+
+def test_diagnose_rejects_a_divergence_of_an_estimator_the_history_lacks():
+    result, _, _ = run(exploding_stack(), NAMES)
+    with pytest.raises(ValueError, match="not a run of the history"):
+        diagnose(result.history, diverged_at={7: 3})
