@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import remi_tutorial.benchmarks.gaussian as gaussian
 from remi_tutorial.benchmarks.__main__ import main as cli
 from remi_tutorial.benchmarks.gaussian import (
     TABLE_COLUMNS,
@@ -18,6 +19,7 @@ from remi_tutorial.benchmarks.gaussian import (
 from remi_tutorial.benchmarks.tables import load_table
 from remi_tutorial.bounds import BOUND_NAMES, bound_spec, get_bound
 from remi_tutorial.tasks import gaussian_batches, gaussian_mi, gaussian_rho
+from helpers import ExplodingStack
 
 matplotlib.use("Agg")
 
@@ -253,3 +255,22 @@ def test_figure_has_a_panel_for_each_of_the_twelve_estimators(tiny_run):
     infonce_axis = figure.axes[4]
     caps = [line for line in infonce_axis.lines if line.get_label() == "log 8"]
     assert caps and caps[0].get_ydata()[0] == pytest.approx(math.log(8))
+
+
+def test_a_diverging_estimator_of_the_batched_run_stops_alone(tiny_run, monkeypatch):
+    """The batched run freezes an estimator whose loss turns non-finite; the others train to
+    the end exactly as in a run without the failure (the sequential run trains each alone)."""
+    made = gaussian.stacked_critic
+    monkeypatch.setattr(gaussian, "stacked_critic",
+                        lambda critics, device: ExplodingStack(made(critics, device), explode=1,
+                                                               after=5))
+    settings = dict(estimators="mine,nwj,infonce", dtype=torch.float64, check_every=2)
+    with pytest.warns(RuntimeWarning, match=r"estimator 1 \(nwj\) diverged at step 5"):
+        batched = tiny_run(batched=True, **settings)
+    monkeypatch.setattr(gaussian, "stacked_critic", made)
+    sequential = tiny_run(batched=False, **settings)
+    steps = batched.groupby("estimator").step.max()
+    assert steps["nwj"] == 4 and steps["mine"] == steps["infonce"] == 11
+    survivors = batched[batched.estimator != "nwj"].reset_index(drop=True)
+    expected = sequential[sequential.estimator != "nwj"].reset_index(drop=True)
+    np.testing.assert_allclose(survivors.mi, expected.mi, rtol=0, atol=1e-12)
