@@ -29,7 +29,7 @@ from tqdm import TqdmWarning
 from .bounds import BOUND_NAMES
 from .critics import ConcatCritic, SeparableCritic
 from .diagnose import Diagnosis, diagnose
-from .stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from .stacked import stack_bounds, stacked_critic
 from .tasks import Batch, paired_masks
 from .train import default_device, make_adam, train
 
@@ -142,11 +142,13 @@ def _standardized(values: Tensor, reference: Tensor) -> Tensor:
 
 
 def _stacked_critic(kind: str, x_dim: int, y_dim: int, hidden: Sequence[int], embed_dim: int,
-                    estimators: int) -> nn.Module:
-    """``estimators`` copies of one freshly initialised critic, stacked."""
+                    estimators: int, device: torch.device) -> nn.Module:
+    """``estimators`` copies of one freshly initialised critic, stacked for ``device``."""
     if kind == "separable":
-        return StackedSeparableCritic([SeparableCritic(x_dim, y_dim, hidden, embed_dim)] * estimators)
-    return StackedConcatCritic([ConcatCritic(x_dim, y_dim, hidden)] * estimators)
+        critic = SeparableCritic(x_dim, y_dim, hidden, embed_dim)
+    else:
+        critic = ConcatCritic(x_dim, y_dim, hidden)
+    return stacked_critic([critic] * estimators, device)
 
 
 class _EpochBatches:
@@ -294,7 +296,8 @@ def estimate_mi(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        stacked = _stacked_critic(critic, x.shape[1], y.shape[1], hidden, embed_dim, len(names))
+        stacked = _stacked_critic(critic, x.shape[1], y.shape[1], hidden, embed_dim, len(names),
+                                  device)
     stacked = stacked.to(device)
     bound = stack_bounds(names, bound_params)
     optimizer = make_adam(stacked.parameters(), lr)

@@ -2,7 +2,7 @@
 
 ``E`` estimators, each with its own critic weights and its own loss, train as one model:
 
-* a stacked critic holds the ``E`` critics' weights in tensors with a leading dimension ``E``
+* a stacked critic (:func:`stacked_critic` picks the fastest form for a device) holds the ``E`` critics' weights in tensors with a leading dimension ``E``
   and scores one shared batch with batched matrix products (``torch.baddbmm``/``torch.bmm``),
   returning ``scores [E, N, M]``;
 * :func:`stack_bounds` evaluates ``E`` bounds of :mod:`remi_tutorial.bounds` on those scores
@@ -41,6 +41,7 @@ __all__ = [
     "StackedMLP",
     "StackedSeparableCritic",
     "StackedConcatCritic",
+    "stacked_critic",
     "StackedBound",
     "stack_bounds",
 ]
@@ -257,6 +258,19 @@ class StackedConcatCritic(nn.Module):
             for target, source in zip(_linears(critic.net)[1:], _linears(rest)):
                 target.load_state_dict(source.state_dict())
         return critic
+
+
+def stacked_critic(
+    critics: Sequence[SeparableCritic | ConcatCritic], device: torch.device | str
+) -> StackedSeparableCritic | StackedConcatCritic:
+    """``critics`` (all separable or all concat, of one shape) as one stacked critic, built
+    the fastest way for ``device``: concat critics loop their pair layers over the estimators
+    on a CPU, where ``scripts/bench_gaussian.py`` measures that faster than batching them (and
+    than training one critic after another), and batch them elsewhere (fewer kernel
+    launches; not yet measured on a GPU)."""
+    if isinstance(critics[0], ConcatCritic):
+        return StackedConcatCritic(critics, loop_estimators=torch.device(device).type == "cpu")
+    return StackedSeparableCritic(critics)
 
 
 # --------------------------------------------------------------------------- the bound

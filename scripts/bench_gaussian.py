@@ -13,7 +13,7 @@ Prints, in one run on one machine, for the separable and the concat critic of th
   each the best of ``--rounds`` alternating timings; the FLOP/s each achieves and the speed-up.
   The concat critic is stacked both ways (its pair layers batched over the estimators, or
   looped over them), and the script names the one the Gaussian benchmark uses on this device
-  (``remi_tutorial.benchmarks.gaussian.stacked_critic``);
+  (``remi_tutorial.stacked.stacked_critic``);
 * the cost of evaluating the twelve bounds per step: the stacked bound vs one bound call
   per estimator;
 * torch-mist's estimator-steps per second on the same configuration, when ``--torch-mist-python``
@@ -38,9 +38,14 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from remi_tutorial.benchmarks.gaussian import GaussianBenchmarkConfig, make_critic, stacked_critic
+from remi_tutorial.benchmarks.gaussian import GaussianBenchmarkConfig, make_critic
 from remi_tutorial.bounds import BOUND_NAMES, Bound, get_bound
-from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from remi_tutorial.stacked import (
+    StackedConcatCritic,
+    StackedSeparableCritic,
+    stack_bounds,
+    stacked_critic,
+)
 from remi_tutorial.tasks import gaussian_batches, paired_masks
 from remi_tutorial.train import make_adam, train
 

@@ -39,7 +39,7 @@ import torch
 from ..bounds import BOUND_NAMES, bound_spec, get_bound
 from ..critics import ConcatCritic, SeparableCritic
 from ..explicit import PairedEmbeddings, explicit_mi
-from ..stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from ..stacked import stack_bounds, stacked_critic
 from ..tasks import Batch, gaussian_batches, mi_staircase
 from ..train import default_device, make_adam, train
 from . import cli
@@ -54,7 +54,6 @@ __all__ = [
     "TABLE_COLUMNS",
     "GaussianBenchmarkConfig",
     "make_critic",
-    "stacked_critic",
     "run_gaussian_benchmark",
     "GaussianCellJob",
     "stage_summary",
@@ -343,19 +342,6 @@ def _stacked_batches(streams: Sequence, estimators_per_seed: int):
         return Batch((x, y), first.positive, first.negative, first.true_mi)
 
     return batches
-
-
-def stacked_critic(
-    critics: Sequence[SeparableCritic | ConcatCritic], device: torch.device
-) -> StackedSeparableCritic | StackedConcatCritic:
-    """The critics of a batched run as one stacked critic, built the fastest way for
-    ``device``: concat critics loop their pair layers over the estimators on a CPU, where
-    ``scripts/bench_gaussian.py`` measures that faster than batching them (and than training
-    one critic after another), and batch them elsewhere (fewer kernel launches; not yet
-    measured on a GPU)."""
-    if isinstance(critics[0], ConcatCritic):
-        return StackedConcatCritic(critics, loop_estimators=device.type == "cpu")
-    return StackedSeparableCritic(critics)
 
 
 def _train_batched(
