@@ -12,6 +12,7 @@ prints the mean bias per task and estimator and, with ``--out``, writes the tidy
 from __future__ import annotations
 
 import argparse
+import inspect
 import time
 from collections.abc import Sequence
 
@@ -25,6 +26,10 @@ from ..tasks import MI_TASKS, mi_task
 from . import cli
 
 __all__ = ["TABLE_COLUMNS", "run_beyond_normal"]
+
+# estimate_mi's keyword defaults: the command line's defaults are read from its signature
+_ESTIMATE_DEFAULTS = {name: parameter.default
+                      for name, parameter in inspect.signature(estimate_mi).parameters.items()}
 
 TABLE_COLUMNS = ("task", "dim", "pairs", "seed", "estimator", "true_mi", "estimate", "ci_low",
                  "ci_high", "bias", "steps", "seconds")
@@ -113,8 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dimensions of x and of y")
     parser.add_argument("--pairs", type=int, nargs="+", default=[2000], help="numbers of pairs")
     parser.add_argument("--mi", type=float, default=1.0, help="the true MI, in nats")
-    parser.add_argument("--max-steps", type=int, default=2000,
-                        help="estimate_mi's most training steps")
+    parser.add_argument("--max-steps", type=int, default=_ESTIMATE_DEFAULTS["max_steps"],
+                        help="estimate_mi's most training steps (it stops earlier when the "
+                             "held-out estimate plateaus)")
     cli.add_seeds(parser)
     cli.add_out(parser, default=None)
     cli.add_runtime(parser)
