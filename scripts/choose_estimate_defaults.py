@@ -9,10 +9,12 @@ learning rate and the batch size. Prints the held-out estimate's bias (estimate 
 nats) per task and setting, then per setting the mean absolute bias, the worst bias, the
 mean steps and the seconds. With ``--out`` it writes the tidy table (one row per setting,
 task and seed) and its provenance (``FILE.json``: command, wall time, environment), the
-files the chapter "Estimating MI on your own data" reads.
+files the chapter "Estimating MI on your own data" reads from ``book/measurements/``.
 
 Usage: ``python scripts/choose_estimate_defaults.py [--pairs 2000] [--dim 3] [--mi 1.0]
-[--seeds 0] [--threads 1] [--all-settings] [--out FILE.csv]``. At 2,000 pairs in 3 + 3
+[--seeds 0] [--threads 1] [--all-settings] [--out FILE.csv]``; the chapter's two tables:
+``--pairs 2000 --dim 3 --out book/measurements/estimate_defaults_2000x3.csv`` and
+``--pairs 10000 --dim 5 --out book/measurements/estimate_defaults_10000x5.csv``. At 2,000 pairs in 3 + 3
 dimensions the grid runs in a few minutes on one CPU thread, at 10,000 pairs in 5 + 5 in
 about half an hour. The numbers move with the seed by a few hundredths of a nat (see the
 interval widths that estimate_mi reports), so read smaller differences as ties.
