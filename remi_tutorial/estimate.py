@@ -54,7 +54,8 @@ class MIEstimate:
         estimate: the held-out estimate of the first estimator named, in nats.
         ci: its confidence interval ``(low, high)``.
         table: one row per estimator: ``estimator``, ``estimate`` (the mean of its bound
-            over the held-out batches), ``ci_low``, ``ci_high``, ``std_error``,
+            over the held-out batches at its best evaluation), ``ci_low``, ``ci_high``,
+            ``std_error``, ``best_step`` (the step of that evaluation),
             ``train_estimate`` (its bound on the last training batches, for comparison:
             read on pairs the critic trained on, it is biased upward), ``diverged_at``
             (the step its objective turned non-finite, or NaN).
@@ -63,7 +64,8 @@ class MIEstimate:
         history: the training history of :func:`~remi_tutorial.train.train`, one row per
             step and estimator (named), with both terms ``joint`` and ``marginal``.
         diagnosis: :func:`~remi_tutorial.diagnose.diagnose` of ``history``.
-        critic: the trained stacked critic (estimator ``e`` at index ``e``).
+        critic: the trained stacked critic (estimator ``e`` at index ``e``), each estimator
+            with its weights at its best held-out evaluation.
         steps: the steps trained.
         stopped_early: whether the held-out estimate plateaued before ``max_steps``.
         n_train: the pairs trained on.
@@ -93,8 +95,8 @@ class MIEstimate:
         for row in self.table.itertuples():
             lines.append(
                 f"  {row.estimator}: {row.estimate:.3f} nats, {self.confidence:.0%} CI "
-                f"[{row.ci_low:.3f}, {row.ci_high:.3f}] (on its training batches: "
-                f"{row.train_estimate:.3f})"
+                f"[{row.ci_low:.3f}, {row.ci_high:.3f}] at step {row.best_step} (on its "
+                f"training batches at the end: {row.train_estimate:.3f})"
                 + ("" if math.isnan(row.diverged_at) else f"; diverged at step {int(row.diverged_at)}")
             )
         return "\n".join(lines) + "\n" + str(self.diagnosis)
@@ -171,6 +173,32 @@ class _EpochBatches:
         return Batch((self.x[rows], self.y[rows]), self.positive, self.negative, math.nan)
 
 
+class _BestWeights:
+    """Each estimator's weights at its best held-out evaluation so far, in a stacked critic
+    whose every parameter has the estimators along its first dimension."""
+
+    def __init__(self, critic: nn.Module):
+        self.weights = [parameter.detach().clone() for parameter in critic.parameters()]
+        self.steps = [0] * int(critic.num_estimators)
+
+    def update(self, critic: nn.Module, estimators: np.ndarray, step: int) -> None:
+        """Keep the current weights of ``estimators``, read best at ``step``."""
+        if not len(estimators):
+            return
+        index = torch.as_tensor(estimators, device=self.weights[0].device)
+        with torch.no_grad():
+            for kept, parameter in zip(self.weights, critic.parameters()):
+                kept.index_copy_(0, index, parameter[index])
+        for e in estimators:
+            self.steps[int(e)] = step
+
+    def restore(self, critic: nn.Module) -> None:
+        """Return every estimator to its best weights."""
+        with torch.no_grad():
+            for kept, parameter in zip(self.weights, critic.parameters()):
+                parameter.copy_(kept)
+
+
 def _held_out_terms(critic: nn.Module, bound, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
     """The bound's ``mi, joint, marginal`` on each held-out batch: ``[K, 3, E]``."""
     positive, negative = paired_masks(batch_size, device=x.device)
@@ -224,10 +252,13 @@ def estimate_mi(
     ``eval_every`` steps each estimator's bound is evaluated on the held-out pairs, cut into
     ``K = n_held_out // batch_size`` batches; training stops when no estimator's held-out
     estimate has risen more than ``min_delta`` above its best (the best that did so) for
-    ``patience`` evaluations in a row, or at ``max_steps``. The estimate is the held-out mean at the
-    end (the weights are not rewound to the best evaluation, whose value would be the
-    maximum of noisy reads), with a ``confidence`` interval ``mean +- t * s / sqrt(K)``
-    over the K held-out batches. An estimator whose objective turns non-finite is frozen
+    ``patience`` evaluations in a row, or at ``max_steps``. Each estimator's critic is then
+    returned to its weights at its best held-out evaluation (a critic that trains on past
+    it memorises its training pairs, and its held-out reading falls), and the estimate is
+    that evaluation's held-out mean, with a ``confidence`` interval ``mean +- t * s /
+    sqrt(K)`` over the K held-out batches. Picking the best of several evaluations of the
+    same held-out pairs reads slightly high, by at most about one standard error when the
+    evaluations sit on a plateau. An estimator whose objective turns non-finite is frozen
     at its last good weights and named in ``table.diverged_at``; the others train on.
 
     Args:
@@ -305,6 +336,7 @@ def estimate_mi(
 
     cuda_devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     evaluations, best, waited = [], np.full(len(names), -np.inf), np.zeros(len(names), int)
+    best_read, best_weights = np.full(len(names), -np.inf), _BestWeights(stacked)
     step, stopped_early, result = 0, False, None
     bar = tqdm(total=max_steps, desc="estimate_mi", disable=not progress, leave=False)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
@@ -329,6 +361,8 @@ def estimate_mi(
                                     "joint": float(mean[1, e]), "marginal": float(mean[2, e]),
                                     "std_error": float(error[e])})
             estimate = mean[0].numpy()
+            best_weights.update(stacked, np.flatnonzero(estimate > best_read), step)
+            best_read = np.maximum(best_read, estimate)
             training = np.array([e not in result.diverged for e in range(len(names))])
             improved = estimate > best + min_delta
             best = np.where(improved, estimate, best)  # a slow rise adds up until it counts
@@ -338,13 +372,15 @@ def estimate_mi(
             if result.diverged_at is not None:
                 break  # every estimator diverged: train restored the last good weights
     bar.close()
-    return _result(names, result, evaluations, stacked, step, stopped_early, n_train,
-                   n_held_out, batch_size, confidence)
+    best_weights.restore(stacked)
+    return _result(names, result, evaluations, best_weights.steps, stacked, step, stopped_early,
+                   n_train, n_held_out, batch_size, confidence)
 
 
-def _result(names, result, evaluations, stacked, steps, stopped_early, n_train, n_held_out,
-            batch_size, confidence) -> MIEstimate:
-    """Assemble the :class:`MIEstimate` from the last round's result and the evaluations."""
+def _result(names, result, evaluations, best_steps, stacked, steps, stopped_early, n_train,
+            n_held_out, batch_size, confidence) -> MIEstimate:
+    """Assemble the :class:`MIEstimate` from the last round's result and the evaluations
+    (each estimator's estimate from its evaluation at ``best_steps[e]``)."""
     history = result.history
     history["estimator"] = np.asarray(names)[history.estimator.to_numpy()]
     held_out = pd.DataFrame(evaluations, columns=["step", "estimator", "mi", "joint", "marginal",
@@ -353,13 +389,14 @@ def _result(names, result, evaluations, stacked, steps, stopped_early, n_train, 
     quantile = float(student_t.ppf(0.5 + confidence / 2, df=max(batches - 1, 1)))
     rows = []
     for e, name in enumerate(names):
-        last = held_out[held_out.estimator == name].tail(1)
-        estimate = float(last.mi.iloc[0]) if len(last) else math.nan
-        error = float(last.std_error.iloc[0]) if len(last) else math.nan
+        best = held_out[(held_out.estimator == name) & (held_out.step == best_steps[e])]
+        estimate = float(best.mi.iloc[0]) if len(best) else math.nan
+        error = float(best.std_error.iloc[0]) if len(best) else math.nan
         trained = history[history.estimator == name].mi
         rows.append({
             "estimator": name, "estimate": estimate, "ci_low": estimate - quantile * error,
             "ci_high": estimate + quantile * error, "std_error": error,
+            "best_step": best_steps[e],
             "train_estimate": float(trained.tail(max(1, min(100, len(trained) // 4))).mean()),
             "diverged_at": float(result.diverged.get(e, math.nan)),
         })

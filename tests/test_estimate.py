@@ -45,8 +45,8 @@ def test_the_estimate_and_its_interval_come_from_the_held_out_pairs_only(monkeyp
 
     def spying_terms(critic, bound, x, y, batch_size):
         seen["held"] = x.clone()
-        seen["terms"] = terms_function(critic, bound, x, y, batch_size)
-        return seen["terms"]
+        seen.setdefault("terms", []).append(terms_function(critic, bound, x, y, batch_size))
+        return seen["terms"][-1]
 
     monkeypatch.setattr(estimate_module, "_EpochBatches", spying_batches)
     monkeypatch.setattr(estimate_module, "_held_out_terms", spying_terms)
@@ -58,14 +58,39 @@ def test_the_estimate_and_its_interval_come_from_the_held_out_pairs_only(monkeyp
     as_set = lambda rows: {tuple(row.tolist()) for row in rows}
     assert not as_set(train_rows) & as_set(held_rows)
     assert as_set(train_rows) | as_set(held_rows) == as_set(x)
-    # the estimate is the mean over the held-out batches, the interval t * s / sqrt(K) around it
-    per_batch = seen["terms"][:, 0, 0]  # [K]
+    # the estimate is the mean over the held-out batches of the best evaluation, the interval
+    # t * s / sqrt(K) around it
+    best = list(result.held_out.step).index(result.table.best_step.iloc[0])
+    per_batch = seen["terms"][best][:, 0, 0]  # [K]
     assert len(per_batch) == 150 // result.batch_size
     assert result.estimate == pytest.approx(float(per_batch.mean()), abs=1e-12)
     half = (result.ci[1] - result.ci[0]) / 2
     from scipy.stats import t
     expected = t.ppf(0.975, len(per_batch) - 1) * float(per_batch.std()) / math.sqrt(len(per_batch))
     assert half == pytest.approx(expected, rel=1e-9)
+
+
+def test_each_estimator_is_returned_to_its_best_held_out_evaluation(monkeypatch):
+    held = {}
+    terms_function = estimate_module._held_out_terms
+
+    def spying_terms(critic, bound, x, y, batch_size):
+        held.update(bound=bound, x=x, y=y, batch_size=batch_size)
+        return terms_function(critic, bound, x, y, batch_size)
+
+    monkeypatch.setattr(estimate_module, "_held_out_terms", spying_terms)
+    x, y = gaussian_pairs(400, dim=5, mi=0.59)  # few pairs, a large critic: it overfits
+    result = estimate_mi(x, y, estimator=["mine", "remine"], hidden=(256, 256), embed_dim=32,
+                         max_steps=600, eval_every=50, patience=100,
+                         **{k: v for k, v in QUICK.items() if k not in ("max_steps", "eval_every")})
+    for e, row in enumerate(result.table.itertuples()):
+        reads = result.held_out[result.held_out.estimator == row.estimator].set_index("step").mi
+        assert row.estimate == reads.max() and row.best_step == reads.idxmax()
+        assert reads.iloc[-1] < row.estimate  # training on past the best lowered the reading
+    # the returned critic reads exactly those estimates on the held-out pairs again
+    again = terms_function(result.critic, held["bound"], held["x"], held["y"], held["batch_size"])
+    assert again[:, 0].mean(dim=0).tolist() == pytest.approx(list(result.table.estimate),
+                                                             abs=1e-12)
 
 
 def test_training_batches_read_higher_than_held_out_pairs_when_the_critic_overfits():
