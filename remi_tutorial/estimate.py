@@ -227,7 +227,7 @@ def estimate_mi(
     lr: float = 1e-3,
     max_steps: int = 10_000,
     eval_every: int = 100,
-    patience: int = 5,
+    patience: int = 10,
     min_delta: float = 0.01,
     held_out: float = 0.5,
     confidence: float = 0.95,

@@ -15,7 +15,7 @@ Usage: ``python scripts/choose_estimate_defaults.py [--pairs 2000] [--dim 3] [--
 [--seeds 0] [--threads 1] [--all-settings] [--out FILE.csv]``; the chapter's two tables:
 ``--pairs 2000 --dim 3 --out book/measurements/estimate_defaults_2000x3.csv`` and
 ``--pairs 10000 --dim 5 --out book/measurements/estimate_defaults_10000x5.csv``. Each took
-about 10 and 6 minutes on one thread of this book's shared CPU (the sidecars record the
+about 12 and 6 minutes on one thread of this book's shared CPU (the sidecars record the
 wall time; early stopping makes the larger size the quicker one). The numbers move with the seed by a few hundredths of a nat (see the
 interval widths that estimate_mi reports), so read smaller differences as ties.
 """
