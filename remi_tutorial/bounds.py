@@ -63,6 +63,7 @@ __all__ = [
     "REGISTRY",
     "BOUND_NAMES",
     "ORIGINAL_NAMES",
+    "TENSOR_PARAMETERS",
     "bound_spec",
     "regularized_name",
     "get_bound",
@@ -166,15 +167,22 @@ def validate_inputs(
 
 
 def _pair_count(mask: Tensor, scores: Tensor) -> Tensor:
-    """How many pairs of each score matrix ``mask`` selects: int64 ``[...]`` (or a shape that
-    broadcasts to it), counted on the mask without copying it to the scores' shape."""
-    leading = mask.shape[:-2] if mask.dim() > 2 else ()
-    return mask.expand(*leading, *scores.shape[-2:]).sum((-2, -1))
+    """How many pairs of each score matrix ``mask`` selects, in the scores' dtype: ``[...]``
+    (or a shape that broadcasts to it), counted on the mask without copying it to the scores'
+    shape. A float count, so that dividing by it converts nothing."""
+    if mask.shape[-2:] != scores.shape[-2:]:
+        leading = mask.shape[:-2] if mask.dim() > 2 else ()
+        mask = mask.expand(*leading, *scores.shape[-2:])
+    return mask.sum((-2, -1), dtype=scores.dtype)
 
 
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``."""
-    return torch.where(mask, values, 0.0).sum((-2, -1)) / _pair_count(mask, values)
+def _masked_mean(values: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:
+    """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``. The entries
+    outside the mask are replaced, not multiplied by zero, so an infinite one does not make
+    the mean NaN. ``count``: ``_pair_count(mask, values)``, when the caller has it already."""
+    if count is None:
+        count = _pair_count(mask, values)
+    return torch.where(mask, values, 0.0).sum((-2, -1)) / count
 
 
 def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
@@ -209,7 +217,7 @@ def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
         ``[...]``.
     """
     negative = _every_pair(scores, negative)
-    count = _pair_count(negative, scores).to(scores.dtype)
+    count = _pair_count(negative, scores)
     masked = torch.where(negative, scores, -math.inf)
     return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(count)
 
@@ -519,7 +527,7 @@ def regularizer(
         raise ValueError(f"alpha must be non-negative, got {alpha}")
     gap = term - target
     if distance == "squared":
-        return alpha * gap.square()
+        return alpha * (gap * gap)  # what gap.square() computes, in fewer operations
     if distance == "absolute":
         return alpha * gap.abs()
     raise ValueError(f"distance must be 'squared' or 'absolute', got {distance!r}")
@@ -817,6 +825,14 @@ class BoundSpec:
             ReMINE's default target puts it); NWJ's optimum is ``1 + log dP/dQ``; TUBA
             (``a = 1``) and JS are optimal at ``log dP/dQ``, where JS *reports*
             ``NWJ(log dP/dQ) = I - 1/e``.
+        same_as: where ``function`` is another function of this module with some
+            parameters fixed, ``(**its keyword parameters) -> (that function, its
+            parameters)``: NWJ is TUBA with ``log a = 1``. ``None``: it is its own.
+        penalty_same_as: the same for ``penalty``: the ReNWJ, ReTUBA and (paper) ReJS
+            penalties are one NWJ-family penalty on the critic shifted by ``0``,
+            ``1 - log a`` and ``1``. Together with :data:`TENSOR_PARAMETERS` this lets
+            :mod:`remi_tutorial.stacked` evaluate NWJ and TUBA, or the three penalties, in
+            one call; ``tests/test_bounds.py`` checks that each statement holds.
     """
 
     name: str
@@ -826,6 +842,8 @@ class BoundSpec:
     base: str
     penalty: Callable[..., tuple[Tensor, float | Tensor]] | None
     optimal_shift: float
+    same_as: Callable[..., tuple[Callable, dict]] | None = None
+    penalty_same_as: Callable[..., tuple[Callable, dict]] | None = None
 
     @property
     def regularized(self) -> bool:
@@ -847,6 +865,20 @@ class BoundSpec:
         signature = inspect.signature(self.function)
         return {name: signature.parameters[name].default for name in self.parameters}
 
+    def as_general(self, params: dict) -> tuple[Callable, dict]:
+        """``function`` with keyword parameters ``params`` (every one of
+        :attr:`parameters`) as ``(function, params)`` of the function of this module that
+        it is (see ``same_as``): ``(tuba, {"log_baseline": 1.0, "tau": None})`` for NWJ."""
+        return (self.function, dict(params)) if self.same_as is None else self.same_as(**params)
+
+    def penalty_as_general(self, params: dict) -> tuple[Callable, dict]:
+        """The same for ``penalty``, with every one of :attr:`penalty_parameters`."""
+        if not self.regularized:
+            raise ValueError(f"{self.name!r} has no penalty")
+        if self.penalty_same_as is None:
+            return self.penalty, dict(params)
+        return self.penalty_same_as(**params)
+
 
 def _keyword_parameters(function: Callable) -> tuple[str, ...]:
     return tuple(
@@ -855,8 +887,32 @@ def _keyword_parameters(function: Callable) -> tuple[str, ...]:
     )
 
 
-def _spec(label, function, family, base, penalty, optimal_shift) -> BoundSpec:
-    return BoundSpec(function.__name__, label, function, family, base, penalty, optimal_shift)
+def _spec(label, function, family, base, penalty, optimal_shift, *, same_as=None,
+          penalty_same_as=None) -> BoundSpec:
+    return BoundSpec(function.__name__, label, function, family, base, penalty, optimal_shift,
+                     same_as, penalty_same_as)
+
+
+def _nwj_as_tuba(*, tau):
+    """NWJ is TUBA with ``a = e``."""
+    return tuba, {"log_baseline": 1.0, "tau": tau}
+
+
+def _renwj_penalty_as_nwj_family(*, variant):
+    """ReNWJ's penalty is the NWJ family's on the critic itself."""
+    return _nwj_family_penalty, {"nwj_shift": 0.0, "variant": variant}
+
+
+def _retuba_penalty_as_nwj_family(*, log_baseline, variant):
+    """ReTUBA's penalty is the NWJ family's on ``T + 1 - log a``, NWJ's view of TUBA's critic."""
+    return _nwj_family_penalty, {"nwj_shift": 1.0 - log_baseline, "variant": variant}
+
+
+def _rejs_penalty_as_nwj_family(*, variant):
+    """ReJS's paper penalty is the NWJ family's on ``T + 1``; the authors' code one is its own."""
+    if variant == "paper":
+        return _nwj_family_penalty, {"nwj_shift": 1.0, "variant": variant}
+    return rejs_penalty, {"variant": variant}
 
 
 REGISTRY: dict[str, BoundSpec] = {
@@ -864,15 +920,18 @@ REGISTRY: dict[str, BoundSpec] = {
         _spec("MINE", mine, "dv", "mine", None, 0.0),
         _spec("SMILE", smile, "dv", "smile", None, 0.0),
         _spec("InfoNCE", infonce, "dv", "infonce", None, 0.0),
-        _spec("NWJ", nwj, "nwj", "nwj", None, 1.0),
+        _spec("NWJ", nwj, "nwj", "nwj", None, 1.0, same_as=_nwj_as_tuba),
         _spec("TUBA", tuba, "nwj", "tuba", None, 0.0),
         _spec("JS", js, "nwj", "js", None, 0.0),
         _spec("ReMINE", remine, "dv", "mine", dv_penalty, 0.0),
         _spec("ReSMILE", resmile, "dv", "smile", dv_penalty, 0.0),
         _spec("ReInfoNCE", reinfonce, "dv", "infonce", dv_penalty, 0.0),
-        _spec("ReNWJ", renwj, "nwj", "nwj", renwj_penalty, 1.0),
-        _spec("ReTUBA", retuba, "nwj", "tuba", retuba_penalty, 0.0),
-        _spec("ReJS", rejs, "nwj", "js", rejs_penalty, 0.0),
+        _spec("ReNWJ", renwj, "nwj", "nwj", renwj_penalty, 1.0,
+              penalty_same_as=_renwj_penalty_as_nwj_family),
+        _spec("ReTUBA", retuba, "nwj", "tuba", retuba_penalty, 0.0,
+              penalty_same_as=_retuba_penalty_as_nwj_family),
+        _spec("ReJS", rejs, "nwj", "js", rejs_penalty, 0.0,
+              penalty_same_as=_rejs_penalty_as_nwj_family),
     )
 }
 """The twelve bounds of the paper, keyed by name; six originals, then their regularized
@@ -883,6 +942,16 @@ BOUND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 ORIGINAL_NAMES: tuple[str, ...] = tuple(n for n, spec in REGISTRY.items() if not spec.regularized)
 """The six original bounds, in the paper's order."""
+
+TENSOR_PARAMETERS: dict[str, Literal["scores", "term"]] = {
+    "log_baseline": "scores",  # tuba (and retuba_penalty)
+    "nwj_shift": "scores",  # _nwj_family_penalty
+    "target": "term",  # dv_penalty
+}
+"""Number parameters that the functions taking them also take as tensors: broadcastable to
+the scores (``[k, 1, 1]``, one value per score matrix) or to a penalty's term (``[k]``).
+Estimators that differ only in these (and in ``alpha``) share one call in
+:mod:`remi_tutorial.stacked`."""
 
 
 def bound_spec(name: str) -> BoundSpec:
