@@ -166,23 +166,47 @@ def validate_inputs(
 # --------------------------------------------------------------------------- the two terms
 
 
-def _pair_count(mask: Tensor, scores: Tensor) -> Tensor:
-    """How many pairs of each score matrix ``mask`` selects, in the scores' dtype: ``[...]``
-    (or a shape that broadcasts to it), counted on the mask without copying it to the scores'
-    shape. A float count, so that dividing by it converts nothing."""
-    if mask.shape[-2:] != scores.shape[-2:]:
-        leading = mask.shape[:-2] if mask.dim() > 2 else ()
-        mask = mask.expand(*leading, *scores.shape[-2:])
-    return mask.sum((-2, -1), dtype=scores.dtype)
+def _every_pair(scores: Tensor, negative: Tensor | None) -> Tensor:
+    if negative is None:
+        return torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
+    return negative
 
 
-def _masked_mean(values: Tensor, mask: Tensor, count: Tensor | None = None) -> Tensor:
-    """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``. The entries
-    outside the mask are replaced, not multiplied by zero, so an infinite one does not make
-    the mean NaN. ``count``: ``_pair_count(mask, values)``, when the caller has it already."""
-    if count is None:
-        count = _pair_count(mask, values)
-    return torch.where(mask, values, 0.0).sum((-2, -1)) / count
+def _matrix_shaped(mask: Tensor, scores: Tensor) -> Tensor:
+    """``mask`` expanded (not copied) to the score matrices' shape ``[N, M]`` in its last two
+    dimensions; its leading dimensions as they are."""
+    if mask.shape[-2:] == scores.shape[-2:]:
+        return mask
+    leading = mask.shape[:-2] if mask.dim() > 2 else ()
+    return mask.expand(*leading, *scores.shape[-2:])
+
+
+class _Pairs(NamedTuple):
+    """A mask of pairs and how many pairs it selects in each score matrix: ``count`` has the
+    scores' dtype (dividing by it converts nothing) and shape ``[...]``, or one that
+    broadcasts to it. A bound counts each of its masks once."""
+
+    mask: Tensor
+    count: Tensor
+
+
+def _pairs(mask: Tensor | None, scores: Tensor) -> _Pairs:
+    """``mask`` (``None``: every pair) and its pair count, counted without copying the mask
+    to the scores' shape."""
+    mask = _every_pair(scores, mask)
+    return _Pairs(mask, _matrix_shaped(mask, scores).sum((-2, -1), dtype=scores.dtype))
+
+
+def _masked_mean(values: Tensor, pairs: _Pairs) -> Tensor:
+    """Mean of ``values [..., N, M]`` over the pairs: ``[...]``. The entries outside the mask
+    are replaced, not multiplied by zero, so an infinite one does not make the mean NaN."""
+    return torch.where(pairs.mask, values, 0.0).sum((-2, -1)) / pairs.count
+
+
+def _log_mean_exp(scores: Tensor, pairs: _Pairs) -> Tensor:
+    """``log`` of the mean of ``e^scores`` over the pairs, with a masked log-sum-exp: ``[...]``."""
+    masked = torch.where(pairs.mask, scores, -math.inf)
+    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(pairs.count)
 
 
 def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
@@ -195,13 +219,7 @@ def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
     Returns:
         ``[...]``.
     """
-    return _masked_mean(scores, positive)
-
-
-def _every_pair(scores: Tensor, negative: Tensor | None) -> Tensor:
-    if negative is None:
-        return torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
-    return negative
+    return _masked_mean(scores, _pairs(positive, scores))
 
 
 def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
@@ -216,10 +234,7 @@ def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
     Returns:
         ``[...]``.
     """
-    negative = _every_pair(scores, negative)
-    count = _pair_count(negative, scores)
-    masked = torch.where(negative, scores, -math.inf)
-    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(count)
+    return _log_mean_exp(scores, _pairs(negative, scores))
 
 
 def nwj_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
@@ -241,10 +256,10 @@ def _row_log_mean_exp(scores: Tensor, candidates: Tensor) -> Tensor:
     A row without candidates gets 0 (and no gradient) instead of ``-inf``, so that giving it
     weight zero later cannot produce ``0 * inf = nan``.
     """
-    candidates = candidates.expand_as(scores)
+    candidates = _matrix_shaped(candidates, scores)
     row_has_any = candidates.any(-1, keepdim=True)
     masked = torch.where(candidates, scores, torch.where(row_has_any, -math.inf, 0.0))
-    count = candidates.sum(-1).clamp_min(1).to(scores.dtype)
+    count = candidates.sum(-1, dtype=scores.dtype).clamp_min(1)
     return torch.logsumexp(masked, dim=-1) - torch.log(count)
 
 
@@ -281,13 +296,13 @@ def mine(
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
-def _fgan_js(scores: Tensor, positive: Tensor, negative: Tensor | None) -> Tensor:
+def _fgan_js(scores: Tensor, p_pairs: _Pairs, q_pairs: _Pairs) -> Tensor:
     """The f-GAN Jensen-Shannon objective ``E_P[-softplus(-T)] - E_Q[softplus(T)]``.
 
     Its maximizer is ``T = log dP/dQ`` (Nowozin et al., 2016; Poole et al., 2019, eq. 16).
     """
-    from_joint = _masked_mean(-F.softplus(-scores), positive)
-    from_marginal = _masked_mean(F.softplus(scores), _every_pair(scores, negative))
+    from_joint = _masked_mean(-F.softplus(-scores), p_pairs)
+    from_marginal = _masked_mean(F.softplus(scores), q_pairs)
     return from_joint - from_marginal
 
 
@@ -333,11 +348,12 @@ def smile(
     if gradient not in ("dv", "js"):
         raise ValueError(f"gradient must be 'dv' or 'js', got {gradient!r}")
     validate_inputs(scores, positive, negative, check_values=check)
+    p_pairs, q_pairs = _pairs(positive, scores), _pairs(negative, scores)
     clipped = scores.clamp(-tau, tau)
-    joint = joint_term(clipped if clip == "both" else scores, positive)
-    marginal = dv_marginal(clipped, negative)
+    joint = _masked_mean(clipped if clip == "both" else scores, p_pairs)
+    marginal = _log_mean_exp(clipped, q_pairs)
     mi = joint - marginal
-    objective = mi if gradient == "dv" else _fgan_js(scores, positive, negative)
+    objective = mi if gradient == "dv" else _fgan_js(scores, p_pairs, q_pairs)
     return Bound(mi, objective, joint, marginal, _zero_penalty(mi))
 
 
@@ -367,13 +383,14 @@ def infonce(
     """
     validate_inputs(scores, positive, negative, check_values=check)
     candidates = _every_pair(scores, negative) | positive
-    row_weights = positive.expand_as(scores).sum(-1).to(scores.dtype)  # [..., N]
+    row_weights = _matrix_shaped(positive, scores).sum(-1, dtype=scores.dtype)  # [..., N]
+    p_pairs = _Pairs(positive, row_weights.sum(-1))
     row_marginals = _row_log_mean_exp(scores, candidates)
-    joint = joint_term(scores, positive)
-    marginal = (row_weights * row_marginals).sum(-1) / row_weights.sum(-1)
+    joint = _masked_mean(scores, p_pairs)
+    marginal = (row_weights * row_marginals).sum(-1) / p_pairs.count
     # Each pair's own difference, not joint - marginal: the two terms can be large and
     # nearly equal, and their difference would lose the cap to rounding.
-    mi = _masked_mean(scores - row_marginals[..., None], positive)
+    mi = _masked_mean(scores - row_marginals[..., None], p_pairs)
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
@@ -421,11 +438,18 @@ def tuba(
     """
     _check_tau(tau)
     validate_inputs(scores, positive, negative, check_values=check)
+    return _tuba(scores, _pairs(positive, scores), _pairs(negative, scores), log_baseline, tau)
+
+
+def _tuba(
+    scores: Tensor, p_pairs: _Pairs, q_pairs: _Pairs, log_baseline: float | Tensor,
+    tau: float | None,
+) -> Bound:
     clipped = _clipped(scores, tau)
     shifted = clipped - log_baseline
-    joint = joint_term(clipped, positive)
-    marginal = torch.exp(dv_marginal(shifted, negative))
-    mi = 1.0 + joint_term(shifted, positive) - marginal
+    joint = _masked_mean(clipped, p_pairs)
+    marginal = torch.exp(_log_mean_exp(shifted, q_pairs))
+    mi = 1.0 + _masked_mean(shifted, p_pairs) - marginal
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
@@ -484,10 +508,10 @@ def js(
         ``marginal = E_Q[e^(T + report_shift - 1)]``.
     """
     validate_inputs(scores, positive, negative, check_values=check)
-    reported = nwj(scores + report_shift, positive, negative, check=False)
-    joint = joint_term(scores, positive)
-    objective = _fgan_js(scores, positive, negative)
-    return Bound(reported.mi, objective, joint, reported.marginal, reported.penalty)
+    p_pairs, q_pairs = _pairs(positive, scores), _pairs(negative, scores)
+    # NWJ(T + s) is TUBA(T) with log a = 1 - s, whose joint term E_P[T] is JS's own.
+    reported = _tuba(scores, p_pairs, q_pairs, log_baseline=1.0 - report_shift, tau=None)
+    return reported._replace(objective=_fgan_js(scores, p_pairs, q_pairs))
 
 
 # --------------------------------------------------------------------------- the regularizer
@@ -629,7 +653,7 @@ def rejs_penalty(
         ``(term [...], target)``.
     """
     if variant == "authors_code":
-        return _masked_mean(F.softplus(scores), _every_pair(scores, negative)), 1.0
+        return _masked_mean(F.softplus(scores), _pairs(negative, scores)), 1.0
     return _nwj_family_penalty(scores, negative, nwj_shift=1.0, variant=variant)
 
 
