@@ -384,12 +384,13 @@ class StackedBound:
             def tensor(values, dtype=torch.long):
                 return torch.tensor(values, dtype=dtype, device=like.device)
             in_order = self._base_order == sorted(self._base_order)
+            order = self._base_order + self._penalty_order
             self._cache[key] = {
-                "base_order": None if in_order else tensor(self._base_order),
+                "order": None if order == list(range(len(self.names))) else tensor(order),
                 "inverse": None if in_order else tensor(
                     [self._base_order.index(e) for e in range(len(self.names))]),
                 "penalty_order": tensor(self._penalty_order),
-                "alpha": tensor([a for g in self._penalty_groups for a in g.alphas], like.dtype),
+                "alphas": [tensor(group.alphas, like.dtype) for group in self._penalty_groups],
                 "base_params": [self._params(group, like) for group in self._base_groups],
                 "penalty_params": [self._params(group, like) for group in self._penalty_groups],
             }
@@ -407,7 +408,8 @@ class StackedBound:
 
     @staticmethod
     def _split(tensor: Tensor | None, order: Tensor | None, groups: list[_Group]) -> list:
-        """``tensor``'s estimators rearranged by ``order`` and split into ``groups``.
+        """``tensor``'s estimators rearranged by ``order`` and split into ``groups`` (the base
+        groups, then the penalty groups, which take the regularized estimators again).
 
         One ``index_select`` and one ``split``: their backward is one ``cat`` and one
         ``index_add``, however many groups (indexing each group separately would add a
@@ -431,12 +433,14 @@ class StackedBound:
                 f"got {tuple(scores.shape)}"
             )
         indices = self._indices(scores)
-        groups, order = self._base_groups, indices["base_order"]
+        groups = self._base_groups + self._penalty_groups
+        scores_, positive_, negative_ = (
+            self._split(tensor, indices["order"], groups) for tensor in (scores, positive, negative))
+        bases = len(self._base_groups)
         results = [
             group.function(group_scores, group_positive, group_negative, check=False, **params)
             for group, params, group_scores, group_positive, group_negative in zip(
-                groups, indices["base_params"], self._split(scores, order, groups),
-                self._split(positive, order, groups), self._split(negative, order, groups))
+                self._base_groups, indices["base_params"], scores_, positive_, negative_)
         ]
         fields = [torch.cat([getattr(result, field) for result in results])
                   for field in ("mi", "objective", "joint", "marginal")]
@@ -445,16 +449,14 @@ class StackedBound:
         mi, objective, joint, marginal = fields
         penalty = torch.zeros_like(mi)
         if self._penalty_groups:
-            groups, order = self._penalty_groups, indices["penalty_order"]
-            alphas = indices["alpha"].split([len(group.members) for group in groups])
             weighted = []
             for group, params, alpha, group_scores, group_negative in zip(
-                groups, indices["penalty_params"], alphas, self._split(scores, order, groups),
-                self._split(negative, order, groups),
+                self._penalty_groups, indices["penalty_params"], indices["alphas"],
+                scores_[bases:], negative_[bases:],
             ):
                 term, target = group.function(group_scores, group_negative, **params)
                 weighted.append(regularizer(term, target, alpha=alpha, distance=group.distance))
-            penalty = penalty.index_copy(0, order, torch.cat(weighted))
+            penalty = penalty.index_copy(0, indices["penalty_order"], torch.cat(weighted))
         return penalized(Bound(mi, objective, joint, marginal, penalty), penalty)
 
     def __repr__(self) -> str:
