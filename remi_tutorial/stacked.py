@@ -330,25 +330,22 @@ def _resolved(name: str, params: Mapping) -> dict:
     return {**bound_spec(name).defaults(), **params}
 
 
-def _rows(mask: Tensor | None, index: Tensor) -> Tensor | None:
-    """The rows ``index`` of a mask with one matrix per estimator; a shared mask as it is."""
-    if mask is not None and mask.dim() == 3 and mask.shape[0] > 1:
-        return mask.index_select(0, index)
-    return mask
-
-
 class StackedBound:
     """``E`` bounds evaluated on ``scores [E, N, M]`` by the functions of
     :mod:`remi_tutorial.bounds`, grouped; see :func:`stack_bounds`.
 
     A regularized bound is its base bound plus a penalty (the registry,
-    :data:`~remi_tutorial.bounds.REGISTRY`, says which). The estimators whose base bound and
-    base parameters agree (MINE and ReMINE, say) form one group: one call of the base
-    bound on their ``[k, N, M]`` scores. The regularized estimators whose penalty function
-    and parameters agree (ReMINE, ReSMILE and ReInfoNCE share ``dv_penalty``) form one
-    penalty group: one call of the penalty function and one
+    :data:`~remi_tutorial.bounds.REGISTRY`, says which, and which bound or penalty is
+    another function with some parameters fixed: NWJ is TUBA with ``log a = 1``). The
+    estimators whose base bound, so read, and parameters agree (MINE and ReMINE; NWJ, TUBA,
+    ReNWJ and ReTUBA) form one group: one call of the base bound on their ``[k, N, M]``
+    scores, with the parameters of :data:`~remi_tutorial.bounds.TENSOR_PARAMETERS`
+    (``log_baseline`` here) passed as one value per estimator. The regularized estimators
+    whose penalty function and other parameters agree (ReMINE, ReSMILE and ReInfoNCE share
+    ``dv_penalty``; ReNWJ, ReTUBA and ReJS one NWJ-family penalty with a shift per
+    estimator) form one penalty group: one call of the penalty function and one
     :func:`~remi_tutorial.bounds.regularizer` with a weight per estimator. So the twelve
-    bounds cost six base calls and four penalty calls, whatever the number of seeds, and
+    bounds cost five base calls and two penalty calls, whatever the number of seeds, and
     there is no second implementation of any bound.
     """
 
