@@ -207,8 +207,7 @@ def _logsumexp(values: Tensor, dims: int | tuple[int, ...]) -> Tensor:
     """``torch.logsumexp(values, dims)`` by the same arithmetic (shift by the maximum, or by
     zero where the maximum is infinite), with the shift a constant to autograd: the same
     values, and a backward pass of half the operations (that of exp, sum and log)."""
-    with torch.no_grad():
-        peak = values.amax(dims, keepdim=True).nan_to_num_(0.0, 0.0, 0.0)
+    peak = values.detach().amax(dims, keepdim=True).nan_to_num(0.0, 0.0, 0.0)
     return (values - peak).exp().sum(dims).log() + peak.squeeze(dims)
 
 
