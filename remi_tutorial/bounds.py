@@ -203,18 +203,10 @@ def _masked_mean(values: Tensor, pairs: _Pairs) -> Tensor:
     return torch.where(pairs.mask, values, 0.0).sum((-2, -1)) / pairs.count
 
 
-def _logsumexp(values: Tensor, dims: int | tuple[int, ...]) -> Tensor:
-    """``torch.logsumexp(values, dims)`` by the same arithmetic (shift by the maximum, or by
-    zero where the maximum is infinite), with the shift a constant to autograd: the same
-    values, and a backward pass of half the operations (that of exp, sum and log)."""
-    peak = values.detach().amax(dims, keepdim=True).nan_to_num(0.0, 0.0, 0.0)
-    return (values - peak).exp().sum(dims).log() + peak.squeeze(dims)
-
-
 def _log_mean_exp(scores: Tensor, pairs: _Pairs) -> Tensor:
     """``log`` of the mean of ``e^scores`` over the pairs, with a masked log-sum-exp: ``[...]``."""
     masked = torch.where(pairs.mask, scores, -math.inf)
-    return _logsumexp(masked, (-2, -1)) - torch.log(pairs.count)
+    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(pairs.count)
 
 
 def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
@@ -268,7 +260,7 @@ def _row_log_mean_exp(scores: Tensor, candidates: Tensor) -> Tensor:
     row_has_any = candidates.any(-1, keepdim=True)
     masked = torch.where(candidates, scores, torch.where(row_has_any, -math.inf, 0.0))
     count = candidates.sum(-1, dtype=scores.dtype).clamp_min(1)
-    return _logsumexp(masked, -1) - torch.log(count)
+    return torch.logsumexp(masked, dim=-1) - torch.log(count)
 
 
 def _zero_penalty(mi: Tensor) -> Tensor:
