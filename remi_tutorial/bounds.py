@@ -63,6 +63,7 @@ __all__ = [
     "REGISTRY",
     "BOUND_NAMES",
     "ORIGINAL_NAMES",
+    "TENSOR_PARAMETERS",
     "bound_spec",
     "regularized_name",
     "get_bound",
@@ -165,16 +166,47 @@ def validate_inputs(
 # --------------------------------------------------------------------------- the two terms
 
 
-def _pair_count(mask: Tensor, scores: Tensor) -> Tensor:
-    """How many pairs of each score matrix ``mask`` selects: int64 ``[...]`` (or a shape that
-    broadcasts to it), counted on the mask without copying it to the scores' shape."""
+def _every_pair(scores: Tensor, negative: Tensor | None) -> Tensor:
+    if negative is None:
+        return torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
+    return negative
+
+
+def _matrix_shaped(mask: Tensor, scores: Tensor) -> Tensor:
+    """``mask`` expanded (not copied) to the score matrices' shape ``[N, M]`` in its last two
+    dimensions; its leading dimensions as they are."""
+    if mask.shape[-2:] == scores.shape[-2:]:
+        return mask
     leading = mask.shape[:-2] if mask.dim() > 2 else ()
-    return mask.expand(*leading, *scores.shape[-2:]).sum((-2, -1))
+    return mask.expand(*leading, *scores.shape[-2:])
 
 
-def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``values [..., N, M]`` over the True entries of ``mask``: ``[...]``."""
-    return torch.where(mask, values, 0.0).sum((-2, -1)) / _pair_count(mask, values)
+class _Pairs(NamedTuple):
+    """A mask of pairs and how many pairs it selects in each score matrix: ``count`` has the
+    scores' dtype (dividing by it converts nothing) and shape ``[...]``, or one that
+    broadcasts to it. A bound counts each of its masks once."""
+
+    mask: Tensor
+    count: Tensor
+
+
+def _pairs(mask: Tensor | None, scores: Tensor) -> _Pairs:
+    """``mask`` (``None``: every pair) and its pair count, counted without copying the mask
+    to the scores' shape."""
+    mask = _every_pair(scores, mask)
+    return _Pairs(mask, _matrix_shaped(mask, scores).sum((-2, -1), dtype=scores.dtype))
+
+
+def _masked_mean(values: Tensor, pairs: _Pairs) -> Tensor:
+    """Mean of ``values [..., N, M]`` over the pairs: ``[...]``. The entries outside the mask
+    are replaced, not multiplied by zero, so an infinite one does not make the mean NaN."""
+    return torch.where(pairs.mask, values, 0.0).sum((-2, -1)) / pairs.count
+
+
+def _log_mean_exp(scores: Tensor, pairs: _Pairs) -> Tensor:
+    """``log`` of the mean of ``e^scores`` over the pairs, with a masked log-sum-exp: ``[...]``."""
+    masked = torch.where(pairs.mask, scores, -math.inf)
+    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(pairs.count)
 
 
 def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
@@ -187,13 +219,7 @@ def joint_term(scores: Tensor, positive: Tensor) -> Tensor:
     Returns:
         ``[...]``.
     """
-    return _masked_mean(scores, positive)
-
-
-def _every_pair(scores: Tensor, negative: Tensor | None) -> Tensor:
-    if negative is None:
-        return torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device)
-    return negative
+    return _masked_mean(scores, _pairs(positive, scores))
 
 
 def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
@@ -208,10 +234,7 @@ def dv_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
     Returns:
         ``[...]``.
     """
-    negative = _every_pair(scores, negative)
-    count = _pair_count(negative, scores).to(scores.dtype)
-    masked = torch.where(negative, scores, -math.inf)
-    return torch.logsumexp(masked, dim=(-2, -1)) - torch.log(count)
+    return _log_mean_exp(scores, _pairs(negative, scores))
 
 
 def nwj_marginal(scores: Tensor, negative: Tensor | None = None) -> Tensor:
@@ -233,15 +256,15 @@ def _row_log_mean_exp(scores: Tensor, candidates: Tensor) -> Tensor:
     A row without candidates gets 0 (and no gradient) instead of ``-inf``, so that giving it
     weight zero later cannot produce ``0 * inf = nan``.
     """
-    candidates = candidates.expand_as(scores)
+    candidates = _matrix_shaped(candidates, scores)
     row_has_any = candidates.any(-1, keepdim=True)
     masked = torch.where(candidates, scores, torch.where(row_has_any, -math.inf, 0.0))
-    count = candidates.sum(-1).clamp_min(1).to(scores.dtype)
+    count = candidates.sum(-1, dtype=scores.dtype).clamp_min(1)
     return torch.logsumexp(masked, dim=-1) - torch.log(count)
 
 
 def _zero_penalty(mi: Tensor) -> Tensor:
-    return torch.zeros_like(mi)
+    return torch.zeros(mi.shape, dtype=mi.dtype, device=mi.device)  # one op fewer than zeros_like
 
 
 # --------------------------------------------------------------------------- the DV family
@@ -273,13 +296,13 @@ def mine(
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
-def _fgan_js(scores: Tensor, positive: Tensor, negative: Tensor | None) -> Tensor:
+def _fgan_js(scores: Tensor, p_pairs: _Pairs, q_pairs: _Pairs) -> Tensor:
     """The f-GAN Jensen-Shannon objective ``E_P[-softplus(-T)] - E_Q[softplus(T)]``.
 
     Its maximizer is ``T = log dP/dQ`` (Nowozin et al., 2016; Poole et al., 2019, eq. 16).
     """
-    from_joint = _masked_mean(-F.softplus(-scores), positive)
-    from_marginal = _masked_mean(F.softplus(scores), _every_pair(scores, negative))
+    from_joint = _masked_mean(-F.softplus(-scores), p_pairs)
+    from_marginal = _masked_mean(F.softplus(scores), q_pairs)
     return from_joint - from_marginal
 
 
@@ -325,11 +348,12 @@ def smile(
     if gradient not in ("dv", "js"):
         raise ValueError(f"gradient must be 'dv' or 'js', got {gradient!r}")
     validate_inputs(scores, positive, negative, check_values=check)
+    p_pairs, q_pairs = _pairs(positive, scores), _pairs(negative, scores)
     clipped = scores.clamp(-tau, tau)
-    joint = joint_term(clipped if clip == "both" else scores, positive)
-    marginal = dv_marginal(clipped, negative)
+    joint = _masked_mean(clipped if clip == "both" else scores, p_pairs)
+    marginal = _log_mean_exp(clipped, q_pairs)
     mi = joint - marginal
-    objective = mi if gradient == "dv" else _fgan_js(scores, positive, negative)
+    objective = mi if gradient == "dv" else _fgan_js(scores, p_pairs, q_pairs)
     return Bound(mi, objective, joint, marginal, _zero_penalty(mi))
 
 
@@ -359,13 +383,14 @@ def infonce(
     """
     validate_inputs(scores, positive, negative, check_values=check)
     candidates = _every_pair(scores, negative) | positive
-    row_weights = positive.expand_as(scores).sum(-1).to(scores.dtype)  # [..., N]
+    row_weights = _matrix_shaped(positive, scores).sum(-1, dtype=scores.dtype)  # [..., N]
+    p_pairs = _Pairs(positive, row_weights.sum(-1))
     row_marginals = _row_log_mean_exp(scores, candidates)
-    joint = joint_term(scores, positive)
-    marginal = (row_weights * row_marginals).sum(-1) / row_weights.sum(-1)
+    joint = _masked_mean(scores, p_pairs)
+    marginal = (row_weights * row_marginals).sum(-1) / p_pairs.count
     # Each pair's own difference, not joint - marginal: the two terms can be large and
     # nearly equal, and their difference would lose the cap to rounding.
-    mi = _masked_mean(scores - row_marginals[..., None], positive)
+    mi = _masked_mean(scores - row_marginals[..., None], p_pairs)
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
@@ -413,11 +438,18 @@ def tuba(
     """
     _check_tau(tau)
     validate_inputs(scores, positive, negative, check_values=check)
+    return _tuba(scores, _pairs(positive, scores), _pairs(negative, scores), log_baseline, tau)
+
+
+def _tuba(
+    scores: Tensor, p_pairs: _Pairs, q_pairs: _Pairs, log_baseline: float | Tensor,
+    tau: float | None,
+) -> Bound:
     clipped = _clipped(scores, tau)
     shifted = clipped - log_baseline
-    joint = joint_term(clipped, positive)
-    marginal = torch.exp(dv_marginal(shifted, negative))
-    mi = 1.0 + joint_term(shifted, positive) - marginal
+    joint = _masked_mean(clipped, p_pairs)
+    marginal = torch.exp(_log_mean_exp(shifted, q_pairs))
+    mi = 1.0 + _masked_mean(shifted, p_pairs) - marginal
     return Bound(mi, mi, joint, marginal, _zero_penalty(mi))
 
 
@@ -476,10 +508,10 @@ def js(
         ``marginal = E_Q[e^(T + report_shift - 1)]``.
     """
     validate_inputs(scores, positive, negative, check_values=check)
-    reported = nwj(scores + report_shift, positive, negative, check=False)
-    joint = joint_term(scores, positive)
-    objective = _fgan_js(scores, positive, negative)
-    return Bound(reported.mi, objective, joint, reported.marginal, reported.penalty)
+    p_pairs, q_pairs = _pairs(positive, scores), _pairs(negative, scores)
+    # NWJ(T + s) is TUBA(T) with log a = 1 - s, whose joint term E_P[T] is JS's own.
+    reported = _tuba(scores, p_pairs, q_pairs, log_baseline=1.0 - report_shift, tau=None)
+    return reported._replace(objective=_fgan_js(scores, p_pairs, q_pairs))
 
 
 # --------------------------------------------------------------------------- the regularizer
@@ -519,7 +551,7 @@ def regularizer(
         raise ValueError(f"alpha must be non-negative, got {alpha}")
     gap = term - target
     if distance == "squared":
-        return alpha * gap.square()
+        return alpha * (gap * gap)  # what gap.square() computes, in fewer operations
     if distance == "absolute":
         return alpha * gap.abs()
     raise ValueError(f"distance must be 'squared' or 'absolute', got {distance!r}")
@@ -621,7 +653,7 @@ def rejs_penalty(
         ``(term [...], target)``.
     """
     if variant == "authors_code":
-        return _masked_mean(F.softplus(scores), _every_pair(scores, negative)), 1.0
+        return _masked_mean(F.softplus(scores), _pairs(negative, scores)), 1.0
     return _nwj_family_penalty(scores, negative, nwj_shift=1.0, variant=variant)
 
 
@@ -817,6 +849,14 @@ class BoundSpec:
             ReMINE's default target puts it); NWJ's optimum is ``1 + log dP/dQ``; TUBA
             (``a = 1``) and JS are optimal at ``log dP/dQ``, where JS *reports*
             ``NWJ(log dP/dQ) = I - 1/e``.
+        same_as: where ``function`` is another function of this module with some
+            parameters fixed, ``(**its keyword parameters) -> (that function, its
+            parameters)``: NWJ is TUBA with ``log a = 1``. ``None``: it is its own.
+        penalty_same_as: the same for ``penalty``: the ReNWJ, ReTUBA and (paper) ReJS
+            penalties are one NWJ-family penalty on the critic shifted by ``0``,
+            ``1 - log a`` and ``1``. Together with :data:`TENSOR_PARAMETERS` this lets
+            :mod:`remi_tutorial.stacked` evaluate NWJ and TUBA, or the three penalties, in
+            one call; ``tests/test_bounds.py`` checks that each statement holds.
     """
 
     name: str
@@ -826,6 +866,8 @@ class BoundSpec:
     base: str
     penalty: Callable[..., tuple[Tensor, float | Tensor]] | None
     optimal_shift: float
+    same_as: Callable[..., tuple[Callable, dict]] | None = None
+    penalty_same_as: Callable[..., tuple[Callable, dict]] | None = None
 
     @property
     def regularized(self) -> bool:
@@ -847,6 +889,20 @@ class BoundSpec:
         signature = inspect.signature(self.function)
         return {name: signature.parameters[name].default for name in self.parameters}
 
+    def as_general(self, params: dict) -> tuple[Callable, dict]:
+        """``function`` with keyword parameters ``params`` (every one of
+        :attr:`parameters`) as ``(function, params)`` of the function of this module that
+        it is (see ``same_as``): ``(tuba, {"log_baseline": 1.0, "tau": None})`` for NWJ."""
+        return (self.function, dict(params)) if self.same_as is None else self.same_as(**params)
+
+    def penalty_as_general(self, params: dict) -> tuple[Callable, dict]:
+        """The same for ``penalty``, with every one of :attr:`penalty_parameters`."""
+        if not self.regularized:
+            raise ValueError(f"{self.name!r} has no penalty")
+        if self.penalty_same_as is None:
+            return self.penalty, dict(params)
+        return self.penalty_same_as(**params)
+
 
 def _keyword_parameters(function: Callable) -> tuple[str, ...]:
     return tuple(
@@ -855,8 +911,32 @@ def _keyword_parameters(function: Callable) -> tuple[str, ...]:
     )
 
 
-def _spec(label, function, family, base, penalty, optimal_shift) -> BoundSpec:
-    return BoundSpec(function.__name__, label, function, family, base, penalty, optimal_shift)
+def _spec(label, function, family, base, penalty, optimal_shift, *, same_as=None,
+          penalty_same_as=None) -> BoundSpec:
+    return BoundSpec(function.__name__, label, function, family, base, penalty, optimal_shift,
+                     same_as, penalty_same_as)
+
+
+def _nwj_as_tuba(*, tau):
+    """NWJ is TUBA with ``a = e``."""
+    return tuba, {"log_baseline": 1.0, "tau": tau}
+
+
+def _renwj_penalty_as_nwj_family(*, variant):
+    """ReNWJ's penalty is the NWJ family's on the critic itself."""
+    return _nwj_family_penalty, {"nwj_shift": 0.0, "variant": variant}
+
+
+def _retuba_penalty_as_nwj_family(*, log_baseline, variant):
+    """ReTUBA's penalty is the NWJ family's on ``T + 1 - log a``, NWJ's view of TUBA's critic."""
+    return _nwj_family_penalty, {"nwj_shift": 1.0 - log_baseline, "variant": variant}
+
+
+def _rejs_penalty_as_nwj_family(*, variant):
+    """ReJS's paper penalty is the NWJ family's on ``T + 1``; the authors' code one is its own."""
+    if variant == "paper":
+        return _nwj_family_penalty, {"nwj_shift": 1.0, "variant": variant}
+    return rejs_penalty, {"variant": variant}
 
 
 REGISTRY: dict[str, BoundSpec] = {
@@ -864,15 +944,18 @@ REGISTRY: dict[str, BoundSpec] = {
         _spec("MINE", mine, "dv", "mine", None, 0.0),
         _spec("SMILE", smile, "dv", "smile", None, 0.0),
         _spec("InfoNCE", infonce, "dv", "infonce", None, 0.0),
-        _spec("NWJ", nwj, "nwj", "nwj", None, 1.0),
+        _spec("NWJ", nwj, "nwj", "nwj", None, 1.0, same_as=_nwj_as_tuba),
         _spec("TUBA", tuba, "nwj", "tuba", None, 0.0),
         _spec("JS", js, "nwj", "js", None, 0.0),
         _spec("ReMINE", remine, "dv", "mine", dv_penalty, 0.0),
         _spec("ReSMILE", resmile, "dv", "smile", dv_penalty, 0.0),
         _spec("ReInfoNCE", reinfonce, "dv", "infonce", dv_penalty, 0.0),
-        _spec("ReNWJ", renwj, "nwj", "nwj", renwj_penalty, 1.0),
-        _spec("ReTUBA", retuba, "nwj", "tuba", retuba_penalty, 0.0),
-        _spec("ReJS", rejs, "nwj", "js", rejs_penalty, 0.0),
+        _spec("ReNWJ", renwj, "nwj", "nwj", renwj_penalty, 1.0,
+              penalty_same_as=_renwj_penalty_as_nwj_family),
+        _spec("ReTUBA", retuba, "nwj", "tuba", retuba_penalty, 0.0,
+              penalty_same_as=_retuba_penalty_as_nwj_family),
+        _spec("ReJS", rejs, "nwj", "js", rejs_penalty, 0.0,
+              penalty_same_as=_rejs_penalty_as_nwj_family),
     )
 }
 """The twelve bounds of the paper, keyed by name; six originals, then their regularized
@@ -883,6 +966,16 @@ BOUND_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 ORIGINAL_NAMES: tuple[str, ...] = tuple(n for n, spec in REGISTRY.items() if not spec.regularized)
 """The six original bounds, in the paper's order."""
+
+TENSOR_PARAMETERS: dict[str, Literal["scores", "term"]] = {
+    "log_baseline": "scores",  # tuba (and retuba_penalty)
+    "nwj_shift": "scores",  # _nwj_family_penalty
+    "target": "term",  # dv_penalty
+}
+"""Number parameters that the functions taking them also take as tensors: broadcastable to
+the scores (``[k, 1, 1]``, one value per score matrix) or to a penalty's term (``[k]``).
+Estimators that differ only in these (and in ``alpha``) share one call in
+:mod:`remi_tutorial.stacked`."""
 
 
 def bound_spec(name: str) -> BoundSpec:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from .bounds import (
     BOUND_NAMES,
     REGISTRY,
+    TENSOR_PARAMETERS,
     Bound,
     bound_spec,
     get_bound,
@@ -278,11 +279,17 @@ def stacked_critic(
 
 @dataclass(frozen=True)
 class _Group:
-    """Estimators evaluated by one call of one function of :mod:`remi_tutorial.bounds`."""
+    """Estimators evaluated by one call of one function of :mod:`remi_tutorial.bounds`.
+
+    ``params`` are the same for every member; ``varying`` holds, for each parameter of
+    :data:`~remi_tutorial.bounds.TENSOR_PARAMETERS` the function takes, one value per member
+    (passed as a tensor).
+    """
 
     function: Callable
     params: tuple[tuple[str, object], ...]
     members: tuple[int, ...]
+    varying: tuple[tuple[str, tuple[float, ...]], ...] = ()
     alphas: tuple[float, ...] = ()
     distance: str = "squared"
 
@@ -293,6 +300,21 @@ def _frozen(params: Mapping) -> tuple[tuple[str, object], ...]:
 
 def _select(params: Mapping, names: Sequence[str]) -> dict:
     return {name: params[name] for name in names if name in params}
+
+
+def _add_call(groups: dict, estimator: int, function: Callable, params: Mapping, *key) -> None:
+    """Put ``estimator``'s call ``function(..., **params)`` in the group of the calls that
+    differ from it at most in :data:`~remi_tutorial.bounds.TENSOR_PARAMETERS`."""
+    shared = {name: value for name, value in params.items() if name not in TENSOR_PARAMETERS}
+    varying = {name: float(value) for name, value in params.items() if name in TENSOR_PARAMETERS}
+    groups.setdefault((function, _frozen(shared), *key), []).append((estimator, varying))
+
+
+def _group(function: Callable, shared: tuple, calls: list[tuple[int, dict]], **extra) -> _Group:
+    names = calls[0][1].keys()
+    return _Group(function, shared, tuple(estimator for estimator, _ in calls),
+                  tuple((name, tuple(varying[name] for _, varying in calls)) for name in names),
+                  **extra)
 
 
 def _resolved(name: str, params: Mapping) -> dict:
@@ -308,25 +330,22 @@ def _resolved(name: str, params: Mapping) -> dict:
     return {**bound_spec(name).defaults(), **params}
 
 
-def _rows(mask: Tensor | None, index: Tensor) -> Tensor | None:
-    """The rows ``index`` of a mask with one matrix per estimator; a shared mask as it is."""
-    if mask is not None and mask.dim() == 3 and mask.shape[0] > 1:
-        return mask.index_select(0, index)
-    return mask
-
-
 class StackedBound:
     """``E`` bounds evaluated on ``scores [E, N, M]`` by the functions of
     :mod:`remi_tutorial.bounds`, grouped; see :func:`stack_bounds`.
 
     A regularized bound is its base bound plus a penalty (the registry,
-    :data:`~remi_tutorial.bounds.REGISTRY`, says which). The estimators whose base bound and
-    base parameters agree (MINE and ReMINE, say) form one group: one call of the base
-    bound on their ``[k, N, M]`` scores. The regularized estimators whose penalty function
-    and parameters agree (ReMINE, ReSMILE and ReInfoNCE share ``dv_penalty``) form one
-    penalty group: one call of the penalty function and one
+    :data:`~remi_tutorial.bounds.REGISTRY`, says which, and which bound or penalty is
+    another function with some parameters fixed: NWJ is TUBA with ``log a = 1``). The
+    estimators whose base bound, so read, and parameters agree (MINE and ReMINE; NWJ, TUBA,
+    ReNWJ and ReTUBA) form one group: one call of the base bound on their ``[k, N, M]``
+    scores, with the parameters of :data:`~remi_tutorial.bounds.TENSOR_PARAMETERS`
+    (``log_baseline`` here) passed as one value per estimator. The regularized estimators
+    whose penalty function and other parameters agree (ReMINE, ReSMILE and ReInfoNCE share
+    ``dv_penalty``; ReNWJ, ReTUBA and ReJS one NWJ-family penalty with a shift per
+    estimator) form one penalty group: one call of the penalty function and one
     :func:`~remi_tutorial.bounds.regularizer` with a weight per estimator. So the twelve
-    bounds cost six base calls and four penalty calls, whatever the number of seeds, and
+    bounds cost five base calls and two penalty calls, whatever the number of seeds, and
     there is no second implementation of any bound.
     """
 
@@ -334,24 +353,22 @@ class StackedBound:
         specs = [bound_spec(name) for name in names]
         self.names = tuple(spec.name for spec in specs)
         resolved = [_resolved(spec.name, p) for spec, p in zip(specs, params, strict=True)]
-        base_groups: dict[tuple, list[int]] = {}
-        penalty_groups: dict[tuple, list[int]] = {}
+        base_calls: dict[tuple, list] = {}
+        penalty_calls: dict[tuple, list] = {}
         for index, (spec, values) in enumerate(zip(specs, resolved)):
             base = REGISTRY[spec.base]
-            key = (base.name, _frozen(_select(values, base.parameters)))
-            base_groups.setdefault(key, []).append(index)
+            _add_call(base_calls, index, *base.as_general(_select(values, base.parameters)))
             if spec.regularized:
-                penalty_params = _select(values, spec.penalty_parameters)
-                key = (spec.penalty, _frozen(penalty_params), values["distance"])
-                penalty_groups.setdefault(key, []).append(index)
+                function, params = spec.penalty_as_general(
+                    _select(values, spec.penalty_parameters))
+                _add_call(penalty_calls, index, function, params, values["distance"])
         self._base_groups = [
-            _Group(REGISTRY[name].function, params, tuple(members))
-            for (name, params), members in base_groups.items()
+            _group(function, shared, calls) for (function, shared), calls in base_calls.items()
         ]
         self._penalty_groups = [
-            _Group(function, params, tuple(members),
-                   tuple(float(resolved[e]["alpha"]) for e in members), distance)
-            for (function, params, distance), members in penalty_groups.items()
+            _group(function, shared, calls, distance=distance,
+                   alphas=tuple(float(resolved[e]["alpha"]) for e, _ in calls))
+            for (function, shared, distance), calls in penalty_calls.items()
         ]
         self._base_order = [e for group in self._base_groups for e in group.members]
         self._penalty_order = [e for group in self._penalty_groups for e in group.members]
@@ -364,18 +381,32 @@ class StackedBound:
             def tensor(values, dtype=torch.long):
                 return torch.tensor(values, dtype=dtype, device=like.device)
             in_order = self._base_order == sorted(self._base_order)
+            order = self._base_order + self._penalty_order
             self._cache[key] = {
-                "base_order": None if in_order else tensor(self._base_order),
+                "order": None if order == list(range(len(self.names))) else tensor(order),
                 "inverse": None if in_order else tensor(
                     [self._base_order.index(e) for e in range(len(self.names))]),
                 "penalty_order": tensor(self._penalty_order),
-                "alpha": tensor([a for g in self._penalty_groups for a in g.alphas], like.dtype),
+                "alphas": [tensor(group.alphas, like.dtype) for group in self._penalty_groups],
+                "base_params": [self._params(group, like) for group in self._base_groups],
+                "penalty_params": [self._params(group, like) for group in self._penalty_groups],
             }
         return self._cache[key]
 
     @staticmethod
+    def _params(group: _Group, like: Tensor) -> dict:
+        """``group``'s keyword parameters, those that vary as tensors shaped as
+        :data:`~remi_tutorial.bounds.TENSOR_PARAMETERS` says."""
+        params = dict(group.params)
+        for name, values in group.varying:
+            value = torch.tensor(values, dtype=like.dtype, device=like.device)
+            params[name] = value[:, None, None] if TENSOR_PARAMETERS[name] == "scores" else value
+        return params
+
+    @staticmethod
     def _split(tensor: Tensor | None, order: Tensor | None, groups: list[_Group]) -> list:
-        """``tensor``'s estimators rearranged by ``order`` and split into ``groups``.
+        """``tensor``'s estimators rearranged by ``order`` and split into ``groups`` (the base
+        groups, then the penalty groups, which take the regularized estimators again).
 
         One ``index_select`` and one ``split``: their backward is one ``cat`` and one
         ``index_add``, however many groups (indexing each group separately would add a
@@ -399,13 +430,14 @@ class StackedBound:
                 f"got {tuple(scores.shape)}"
             )
         indices = self._indices(scores)
-        groups, order = self._base_groups, indices["base_order"]
+        groups = self._base_groups + self._penalty_groups
+        scores_, positive_, negative_ = (
+            self._split(tensor, indices["order"], groups) for tensor in (scores, positive, negative))
+        bases = len(self._base_groups)
         results = [
-            group.function(group_scores, group_positive, group_negative, check=False,
-                           **dict(group.params))
-            for group, group_scores, group_positive, group_negative in zip(
-                groups, self._split(scores, order, groups), self._split(positive, order, groups),
-                self._split(negative, order, groups))
+            group.function(group_scores, group_positive, group_negative, check=False, **params)
+            for group, params, group_scores, group_positive, group_negative in zip(
+                self._base_groups, indices["base_params"], scores_, positive_, negative_)
         ]
         fields = [torch.cat([getattr(result, field) for result in results])
                   for field in ("mi", "objective", "joint", "marginal")]
@@ -414,16 +446,14 @@ class StackedBound:
         mi, objective, joint, marginal = fields
         penalty = torch.zeros_like(mi)
         if self._penalty_groups:
-            groups, order = self._penalty_groups, indices["penalty_order"]
-            alphas = indices["alpha"].split([len(group.members) for group in groups])
             weighted = []
-            for group, alpha, group_scores, group_negative in zip(
-                groups, alphas, self._split(scores, order, groups),
-                self._split(negative, order, groups),
+            for group, params, alpha, group_scores, group_negative in zip(
+                self._penalty_groups, indices["penalty_params"], indices["alphas"],
+                scores_[bases:], negative_[bases:],
             ):
-                term, target = group.function(group_scores, group_negative, **dict(group.params))
+                term, target = group.function(group_scores, group_negative, **params)
                 weighted.append(regularizer(term, target, alpha=alpha, distance=group.distance))
-            penalty = penalty.index_copy(0, order, torch.cat(weighted))
+            penalty = penalty.index_copy(0, indices["penalty_order"], torch.cat(weighted))
         return penalized(Bound(mi, objective, joint, marginal, penalty), penalty)
 
     def __repr__(self) -> str:

@@ -586,3 +586,76 @@ def test_non_positive_tau_of_the_nwj_family_raises_value_error():
     scores, positive, negative = random_problem()
     with pytest.raises(ValueError, match="tau must be positive"):
         bounds.nwj(scores, positive, negative, tau=0.0)
+
+
+# --------------------------------------------------------------------------- the registry's "same as"
+
+SAME_AS_CASES = [
+    ("nwj", "same_as", [dict(tau=None), dict(tau=1.5)]),
+    ("renwj", "penalty_same_as", [dict(variant="paper"), dict(variant="authors_code")]),
+    ("retuba", "penalty_same_as", [dict(log_baseline=0.0, variant="paper"),
+                                   dict(log_baseline=-0.7, variant="paper"),
+                                   dict(log_baseline=0.3, variant="authors_code")]),
+    ("rejs", "penalty_same_as", [dict(variant="paper"), dict(variant="authors_code")]),
+]
+
+
+@pytest.mark.parametrize("name, field, cases", SAME_AS_CASES, ids=[c[0] for c in SAME_AS_CASES])
+def test_registered_same_as_statements_hold_exactly(name, field, cases):
+    spec = bound_spec(name)
+    assert getattr(spec, field) is not None
+    scores, positive, negative = random_problem(dtype=torch.float64)
+    for params in cases:
+        if field == "same_as":
+            function, general = spec.as_general(params)
+            expected = spec.function(scores, positive, negative, **params)
+            got = function(scores, positive, negative, **general)
+        else:
+            function, general = spec.penalty_as_general(params)
+            expected = spec.penalty(scores, negative, **params)
+            got = function(scores, negative, **general)
+        for value, reference in zip(got, expected):
+            assert torch.equal(torch.as_tensor(value), torch.as_tensor(reference)), (name, params)
+
+
+def test_bounds_without_a_same_as_statement_are_their_own_general_form():
+    spec = bound_spec("mine")
+    assert spec.as_general({}) == (bounds.mine, {})
+    with pytest.raises(ValueError, match="no penalty"):
+        spec.penalty_as_general({})
+
+
+def test_tensor_parameters_take_one_value_per_score_matrix():
+    scores = torch.randn(3, 6, 6, dtype=torch.float64)
+    positive, negative = paired_masks(6)
+    values = torch.tensor([-0.5, 0.0, 1.0], dtype=torch.float64)
+    for name, function, shape in [("log_baseline", bounds.tuba, (3, 1, 1)),
+                                  ("nwj_shift", bounds._nwj_family_penalty, (3, 1, 1)),
+                                  ("target", bounds.dv_penalty, (3,))]:
+        assert name in bounds.TENSOR_PARAMETERS
+        extra = {"variant": "paper"} if name == "nwj_shift" else {}
+        masks = (positive, negative) if function is bounds.tuba else (negative,)
+        together = function(scores, *masks, **{name: values.reshape(shape)}, **extra)
+        for e in range(3):
+            alone = function(scores[e], *masks, **{name: float(values[e])}, **extra)
+            for value, reference in zip(together, alone):
+                value = torch.as_tensor(value, dtype=torch.float64)
+                torch.testing.assert_close(value[e] if value.dim() else value,
+                                           torch.as_tensor(reference, dtype=torch.float64),
+                                           rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def test_an_infinite_score_outside_a_mask_does_not_reach_its_term():
+    scores, positive, negative = random_problem(dtype=torch.float64)
+    scores = scores.clone()
+    scores[0, 1] = math.inf  # a negative pair
+    scores[2, 2] = math.inf  # a positive pair
+    scores.requires_grad_()
+    joint = bounds.joint_term(scores.masked_fill(positive, 0.0), positive)
+    marginal = bounds.dv_marginal(scores.masked_fill(negative, 0.0), negative)
+    (gradient,) = torch.autograd.grad(joint + marginal, scores)
+    assert torch.isfinite(joint) and torch.isfinite(marginal)
+    assert torch.isfinite(gradient).all()

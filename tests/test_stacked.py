@@ -216,3 +216,39 @@ def test_stack_bounds_rejects_a_callable_that_is_not_a_registered_bound():
 def test_stack_bounds_needs_at_least_one_bound():
     with pytest.raises(ValueError, match="at least one bound"):
         stack_bounds([])
+
+
+def test_the_twelve_bounds_cost_five_base_calls_and_two_penalty_calls():
+    stacked = stack_bounds(list(BOUND_NAMES) * 2)  # two seeds
+    assert len(stacked._base_groups) == 5 and len(stacked._penalty_groups) == 2
+    tuba_group = next(g for g in stacked._base_groups if g.function.__name__ == "tuba")
+    assert sorted(stacked.names[e] for e in tuba_group.members) == sorted(
+        ["nwj", "tuba", "renwj", "retuba"] * 2)
+
+
+def test_estimators_that_differ_in_tensor_parameters_share_a_call_and_equal_each_bound():
+    bounds = [
+        *(get_bound("tuba", log_baseline=a) for a in (-0.5, 0.0, 0.7)),
+        get_bound("nwj"),
+        get_bound("retuba", log_baseline=0.3, alpha=0.5),
+        get_bound("renwj", alpha=2.0),
+        get_bound("rejs", alpha=1.0, report_shift=1.0),
+        *(get_bound("remine", alpha=1.0, target=t) for t in (0.0, 0.5, -1.0)),
+        get_bound("retuba", log_baseline=0.3, alpha=0.5, variant="authors_code"),
+    ]
+    stacked = stack_bounds(bounds)
+    # tuba (nwj, tuba, retuba, renwj), js, mine; one NWJ-family penalty (paper), one
+    # authors'-code one, one DV penalty whatever the target
+    assert len(stacked._base_groups) == 3 and len(stacked._penalty_groups) == 3
+    positive, negative = paired_masks(7)
+    scores = (2.0 * torch.randn(len(bounds), 7, 7, dtype=torch.float64)).requires_grad_()
+    result = stacked(scores, positive, negative)
+    result.objective.sum().backward()
+    for index, bound in enumerate(bounds):
+        single_scores = scores[index].detach().clone().requires_grad_()
+        single = bound(single_scores, positive, negative)
+        single.objective.backward()
+        for field, value in zip(single._fields, single):
+            torch.testing.assert_close(getattr(result, field)[index], value, rtol=1e-12,
+                                       atol=1e-12, msg=f"{index}.{field}")
+        torch.testing.assert_close(scores.grad[index], single_scores.grad, rtol=1e-10, atol=1e-12)
