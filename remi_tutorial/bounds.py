@@ -972,10 +972,10 @@ TENSOR_PARAMETERS: dict[str, Literal["scores", "term"]] = {
     "nwj_shift": "scores",  # _nwj_family_penalty
     "target": "term",  # dv_penalty
 }
-"""Number parameters that the functions taking them also take as tensors: broadcastable to
-the scores (``[k, 1, 1]``, one value per score matrix) or to a penalty's term (``[k]``).
-Estimators that differ only in these (and in ``alpha``) share one call in
-:mod:`remi_tutorial.stacked`."""
+"""The number parameters that the functions taking them also accept as tensors, each
+broadcastable to the scores (``[k, 1, 1]``, one value per score matrix) or to a penalty's
+term (``[k]``), as the value says. Estimators that differ only in these (and in ``alpha``)
+share one call in :mod:`remi_tutorial.stacked`."""
 
 
 def bound_spec(name: str) -> BoundSpec:
