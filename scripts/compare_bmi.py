@@ -4,7 +4,7 @@ bmi (the "Beyond Normal" benchmark library, PyPI ``benchmark-mi``, JAX) runs in 
 virtual environment (``scripts/compare_bmi.sh`` sets one up); this script runs in the
 project's. For each task of :data:`remi_tutorial.tasks.MI_TASKS` and each number of pairs,
 dimension and seed asked for, it draws the pairs as
-:func:`remi_tutorial.benchmarks.beyond_normal.run_beyond_normal` does (generator seeded
+:func:`remi_tutorial.benchmarks.beyond_normal.run_beyond_normal` does (``draw_pairs``, generator seeded
 ``10_000 + seed``), writes them to a temporary ``.npz`` and has
 ``scripts/compare_bmi_worker.py``, run by bmi's Python, estimate their MI with bmi's neural
 estimators (MINE, InfoNCE, NWJ, Donsker-Varadhan) and its KSG ensemble, each built with
@@ -41,8 +41,9 @@ import torch
 
 import remi_tutorial
 from remi_tutorial import estimate_mi
+from remi_tutorial.benchmarks.beyond_normal import draw_pairs
 from remi_tutorial.ksg import ksg_mi
-from remi_tutorial.tasks import MI_TASKS, mi_task
+from remi_tutorial.tasks import MI_TASKS
 
 WORKER = Path(__file__).with_name("compare_bmi_worker.py")
 BMI_ESTIMATORS = ["mine", "infonce", "nwj", "dv", "ksg"]
@@ -95,12 +96,10 @@ versions = None
 parameters = {}
 with tempfile.TemporaryDirectory() as tmp:
     for name in args.tasks:
-        task = mi_task(name)
         for dim in args.dim:
             for pairs in args.pairs:
                 for seed in args.seeds:
-                    generator = torch.Generator().manual_seed(10_000 + seed)
-                    x, y = task.sample(pairs, dim, args.mi, generator=generator)
+                    x, y = draw_pairs(name, pairs, dim, args.mi, seed)
                     labels = {"task": name, "dim": dim, "pairs": pairs, "seed": seed}
                     estimates = []
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 import torch
+from torch import Tensor
 
 from ..bounds import BOUND_NAMES
 from ..estimate import estimate_mi
@@ -25,7 +26,7 @@ from ..ksg import ksg_mi
 from ..tasks import MI_TASKS, mi_task
 from . import cli
 
-__all__ = ["TABLE_COLUMNS", "run_beyond_normal"]
+__all__ = ["TABLE_COLUMNS", "draw_pairs", "run_beyond_normal"]
 
 # estimate_mi's keyword defaults: the command line's defaults are read from its signature
 _ESTIMATE_DEFAULTS = {name: parameter.default
@@ -35,6 +36,14 @@ TABLE_COLUMNS = ("task", "dim", "pairs", "seed", "estimator", "true_mi", "estima
                  "ci_high", "bias", "steps", "seconds")
 """The columns of :func:`run_beyond_normal`'s table; ``ci_low``, ``ci_high`` and ``steps``
 are NaN for KSG, ``seconds`` is the wall time of the call that gave the estimate."""
+
+
+def draw_pairs(task: str, pairs: int, dim: int, mi: float, seed: int) -> tuple[Tensor, Tensor]:
+    """The pairs ``x [pairs, dim]``, ``y [pairs, dim]`` of ``task`` (a name of
+    :data:`~remi_tutorial.tasks.MI_TASKS`) with MI ``mi`` that :func:`run_beyond_normal`
+    estimates for ``seed``, drawn with a CPU generator seeded ``10_000 + seed``."""
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    return mi_task(task).sample(pairs, dim, mi, generator=generator)
 
 
 def run_beyond_normal(
@@ -74,12 +83,10 @@ def run_beyond_normal(
     """
     rows = []
     for name in tasks:
-        task = mi_task(name)
         for dim in dims:
             for size in pairs:
                 for seed in seeds:
-                    generator = torch.Generator().manual_seed(10_000 + seed)
-                    x, y = task.sample(size, dim, mi, generator=generator)
+                    x, y = draw_pairs(name, size, dim, mi, seed)
                     labels = {"task": name, "dim": dim, "pairs": size, "seed": seed,
                               "true_mi": mi}
                     started = time.perf_counter()
