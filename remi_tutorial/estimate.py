@@ -174,22 +174,26 @@ class _EpochBatches:
 
 
 class _BestWeights:
-    """Each estimator's weights at its best held-out evaluation so far, in a stacked critic
-    whose every parameter has the estimators along its first dimension."""
+    """Each estimator's best held-out read so far, its step and its weights then, in a
+    stacked critic whose every parameter has the estimators along its first dimension."""
 
     def __init__(self, critic: nn.Module):
         self.weights = [parameter.detach().clone() for parameter in critic.parameters()]
+        self.reads = np.full(int(critic.num_estimators), -np.inf)
         self.steps = [0] * int(critic.num_estimators)
 
-    def update(self, critic: nn.Module, estimators: np.ndarray, step: int) -> None:
-        """Keep the current weights of ``estimators``, read best at ``step``."""
-        if not len(estimators):
+    def update(self, critic: nn.Module, reads: np.ndarray, step: int) -> None:
+        """Keep the current weights of the estimators whose held-out ``reads [E]`` at
+        ``step`` are their best so far."""
+        better = np.flatnonzero(reads > self.reads)
+        if not len(better):
             return
-        index = torch.as_tensor(estimators, device=self.weights[0].device)
+        index = torch.as_tensor(better, device=self.weights[0].device)
         with torch.no_grad():
             for kept, parameter in zip(self.weights, critic.parameters()):
                 kept.index_copy_(0, index, parameter[index])
-        for e in estimators:
+        self.reads[better] = reads[better]
+        for e in better:
             self.steps[int(e)] = step
 
     def restore(self, critic: nn.Module) -> None:
@@ -336,7 +340,7 @@ def estimate_mi(
 
     cuda_devices = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
     evaluations, best, waited = [], np.full(len(names), -np.inf), np.zeros(len(names), int)
-    best_read, best_weights = np.full(len(names), -np.inf), _BestWeights(stacked)
+    best_weights = _BestWeights(stacked)
     step, stopped_early, result = 0, False, None
     bar = tqdm(total=max_steps, desc="estimate_mi", disable=not progress, leave=False)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
@@ -361,8 +365,7 @@ def estimate_mi(
                                     "joint": float(mean[1, e]), "marginal": float(mean[2, e]),
                                     "std_error": float(error[e])})
             estimate = mean[0].numpy()
-            best_weights.update(stacked, np.flatnonzero(estimate > best_read), step)
-            best_read = np.maximum(best_read, estimate)
+            best_weights.update(stacked, estimate, step)
             training = np.array([e not in result.diverged for e in range(len(names))])
             improved = estimate > best + min_delta
             best = np.where(improved, estimate, best)  # a slow rise adds up until it counts
