@@ -144,13 +144,13 @@ def _standardized(values: Tensor, reference: Tensor) -> Tensor:
 
 
 def _stacked_critic(kind: str, x_dim: int, y_dim: int, hidden: Sequence[int], embed_dim: int,
-                    estimators: int, device: torch.device) -> nn.Module:
-    """``estimators`` copies of one freshly initialised critic, stacked for ``device``."""
+                    estimators: int) -> nn.Module:
+    """``estimators`` copies of one freshly initialised critic, stacked."""
     if kind == "separable":
         critic = SeparableCritic(x_dim, y_dim, hidden, embed_dim)
     else:
         critic = ConcatCritic(x_dim, y_dim, hidden)
-    return stacked_critic([critic] * estimators, device)
+    return stacked_critic([critic] * estimators)
 
 
 class _EpochBatches:
@@ -331,8 +331,7 @@ def estimate_mi(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        stacked = _stacked_critic(critic, x.shape[1], y.shape[1], hidden, embed_dim, len(names),
-                                  device)
+        stacked = _stacked_critic(critic, x.shape[1], y.shape[1], hidden, embed_dim, len(names))
     stacked = stacked.to(device)
     bound = stack_bounds(names, bound_params)
     optimizer = make_adam(stacked.parameters(), lr)

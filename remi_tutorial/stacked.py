@@ -2,9 +2,9 @@
 
 ``E`` estimators, each with its own critic weights and its own loss, train as one model:
 
-* a stacked critic (:func:`stacked_critic` picks the fastest form for a device) holds the ``E`` critics' weights in tensors with a leading dimension ``E``
-  and scores one shared batch with batched matrix products (``torch.baddbmm``/``torch.bmm``),
-  returning ``scores [E, N, M]``;
+* a stacked critic (:func:`stacked_critic`) holds the ``E`` critics' weights in tensors
+  with a leading dimension ``E`` and scores one shared batch with batched matrix products
+  (``torch.baddbmm``/``torch.bmm``), returning ``scores [E, N, M]``;
 * :func:`stack_bounds` evaluates ``E`` bounds of :mod:`remi_tutorial.bounds` on those scores
   with the bounds' own functions, grouped: one call per base bound and one per penalty,
   however many estimators and seeds (see :class:`StackedBound`).
@@ -43,6 +43,7 @@ __all__ = [
     "StackedSeparableCritic",
     "StackedConcatCritic",
     "stacked_critic",
+    "LOOP_ABOVE_BYTES",
     "StackedBound",
     "stack_bounds",
 ]
@@ -163,6 +164,17 @@ class StackedSeparableCritic(nn.Module):
         return critic
 
 
+LOOP_ABOVE_BYTES = 2 * 2**20
+"""On a CPU, :class:`StackedConcatCritic` runs its pair layers one estimator at a time when
+the activations of one such layer for all estimators, ``E x N x M x H`` numbers, exceed
+this many bytes (about a core's L2 cache), and batched below. Measured on the machine that
+wrote this (AMD EPYC, 2 MB of L2 per core, one thread; twelve critics, two hidden layers of
+width ``H``): batched was 1.1-1.7x faster up to 1.8 MB of activations (``N = M <= 24`` at
+``H = 64``, ``N = M <= 8`` at ``H = 256``) and looped 1.2-1.9x faster from 3.1 MB on
+(``N = M >= 16`` at ``H = 256``, the paper's ``N = M = 64`` included).
+``scripts/bench_gaussian.py`` measures both at the paper's size."""
+
+
 class StackedConcatCritic(nn.Module):
     """``E`` concat critics ``T_e(x, y) = MLP_e([x, y])`` on all ``N x M`` pairs at once.
 
@@ -171,23 +183,23 @@ class StackedConcatCritic(nn.Module):
     concatenation is never built. The other layers run in one of two ways, which compute the
     same scores:
 
-    * batched (``loop_estimators=False``): batched matrix products over all ``E x (N M)``
-      pairs at once, the fewest kernel launches (what a GPU wants);
-    * looped (``loop_estimators=True``): the pair layers of one estimator after another, each
-      on its own ``[N M, H]`` activations. On a CPU the batched products over ``E`` large
-      activation blocks are slower than ``E`` matrix products that each stay in cache: the
-      twelve paper-size critics train about 1.5x faster looped
-      (``scripts/bench_gaussian.py`` measures both).
+    * batched: batched matrix products over all ``E x (N M)`` pairs at once, the fewest
+      kernel launches (what a GPU wants, and a CPU for small batches);
+    * looped: the pair layers of one estimator after another, each on its own ``[N M, H]``
+      activations. On a CPU, once the ``E`` activation blocks outgrow the cache, ``E``
+      matrix products that each stay in cache beat the batched products over all of them.
 
     Either way there is one model, one loss and one optimizer step for the ``E`` estimators.
 
     Args:
         critics: ``E`` :class:`~remi_tutorial.critics.ConcatCritic` of the same shape; their
             current weights are copied.
-        loop_estimators: run the pair layers one estimator at a time (see above).
+        loop_estimators: ``True`` or ``False`` to always loop or always batch; ``None`` (the
+            default) decides at each call: looped on a CPU when the pair activations exceed
+            :data:`LOOP_ABOVE_BYTES`, batched otherwise (:meth:`loops` says which).
     """
 
-    def __init__(self, critics: Sequence[ConcatCritic], *, loop_estimators: bool = False):
+    def __init__(self, critics: Sequence[ConcatCritic], *, loop_estimators: bool | None = None):
         super().__init__()
         self.loop_estimators = loop_estimators
         if len(critics) == 0:
@@ -205,6 +217,14 @@ class StackedConcatCritic(nn.Module):
     @property
     def num_estimators(self) -> int:
         return self.first_x.shape[0]
+
+    def loops(self, rows: int, columns: int, device: torch.device, dtype: torch.dtype) -> bool:
+        """Whether scoring ``rows x columns`` pairs on ``device`` runs the looped way."""
+        if self.loop_estimators is not None:
+            return self.loop_estimators
+        width = self.first_x.shape[2]
+        activation_bytes = self.num_estimators * rows * columns * width * dtype.itemsize
+        return torch.device(device).type == "cpu" and activation_bytes > LOOP_ABOVE_BYTES
 
     def _first_layer(self, inputs: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         if inputs.dim() == 2:
@@ -227,7 +247,7 @@ class StackedConcatCritic(nn.Module):
         from_y = self._first_layer(y, self.first_y, self.first_bias)  # [E, M, H]
         estimators, rows, width = from_x.shape
         columns = from_y.shape[1]
-        if not self.loop_estimators:
+        if not self.loops(rows, columns, from_x.device, from_x.dtype):
             hidden = (from_x[:, :, None, :] + from_y[:, None, :, :]).relu_()  # [E, N, M, H]
             scores = self.rest(hidden.reshape(estimators, rows * columns, width))  # [E, N M, 1]
             return scores.reshape(estimators, rows, columns)
@@ -262,15 +282,11 @@ class StackedConcatCritic(nn.Module):
 
 
 def stacked_critic(
-    critics: Sequence[SeparableCritic | ConcatCritic], device: torch.device | str
+    critics: Sequence[SeparableCritic | ConcatCritic],
 ) -> StackedSeparableCritic | StackedConcatCritic:
-    """``critics`` (all separable or all concat, of one shape) as one stacked critic, built
-    the fastest way for ``device``: concat critics loop their pair layers over the estimators
-    on a CPU, where ``scripts/bench_gaussian.py`` measures that faster than batching them (and
-    than training one critic after another), and batch them elsewhere (fewer kernel
-    launches; not yet measured on a GPU)."""
+    """``critics`` (all separable or all concat, of one shape) as one stacked critic."""
     if isinstance(critics[0], ConcatCritic):
-        return StackedConcatCritic(critics, loop_estimators=torch.device(device).type == "cpu")
+        return StackedConcatCritic(critics)
     return StackedSeparableCritic(critics)
 
 

@@ -262,8 +262,7 @@ def test_a_diverging_estimator_of_the_batched_run_stops_alone(tiny_run, monkeypa
     the end exactly as in a run without the failure (the sequential run trains each alone)."""
     made = gaussian.stacked_critic
     monkeypatch.setattr(gaussian, "stacked_critic",
-                        lambda critics, device: ExplodingStack(made(critics, device), explode=1,
-                                                               after=5))
+                        lambda critics: ExplodingStack(made(critics), explode=1, after=5))
     settings = dict(estimators="mine,nwj,infonce", dtype=torch.float64, check_every=2)
     with pytest.warns(RuntimeWarning, match=r"estimator 1 \(nwj\) diverged at step 5"):
         batched = tiny_run(batched=True, **settings)

@@ -5,12 +5,18 @@ import torch
 
 from remi_tutorial.bounds import BOUND_NAMES, get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
-from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
+from remi_tutorial.stacked import (
+    LOOP_ABOVE_BYTES,
+    StackedConcatCritic,
+    StackedSeparableCritic,
+    stack_bounds,
+)
 from remi_tutorial.tasks import contrastive_masks, paired_masks
 
 CRITIC_PAIRS = [
     (lambda: SeparableCritic(3, 2, hidden_dims=(5, 4), embed_dim=3), StackedSeparableCritic),
-    (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)), StackedConcatCritic),
+    (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)),
+     functools.partial(StackedConcatCritic, loop_estimators=False)),
     (lambda: ConcatCritic(3, 2, hidden_dims=(5, 4)),
      functools.partial(StackedConcatCritic, loop_estimators=True)),
 ]
@@ -67,6 +73,25 @@ def test_looped_and_batched_concat_critics_have_the_same_weight_gradients():
     assert batched.keys() == looped.keys()
     for name in batched:
         torch.testing.assert_close(looped[name], batched[name], rtol=0, atol=1e-12)
+
+
+def test_concat_critic_loops_on_a_cpu_exactly_when_its_pair_activations_outgrow_the_limit():
+    stacked = StackedConcatCritic([ConcatCritic(3, 2, hidden_dims=(64, 64)) for _ in range(4)])
+    cpu = torch.device("cpu")
+    # 4 estimators x 64 x 64 pairs x 64 wide x 4 bytes = 4 MiB in float32, 2 MiB in float16
+    pairs = LOOP_ABOVE_BYTES // (4 * 64 * 4)
+    assert stacked.loops(64, 64, cpu, torch.float32)
+    assert not stacked.loops(64, 64, cpu, torch.float16)  # exactly at the limit: batched
+    assert stacked.loops(pairs + 1, 1, cpu, torch.float32)
+    assert not stacked.loops(pairs, 1, cpu, torch.float32)
+    assert not stacked.loops(64, 64, torch.device("meta"), torch.float32)  # not a CPU: batched
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_concat_critic_strategy_can_be_forced(loop):
+    stacked = StackedConcatCritic([ConcatCritic(3, 2, hidden_dims=(4,))], loop_estimators=loop)
+    assert stacked.loops(1, 1, torch.device("cpu"), torch.float32) is loop
+    assert stacked.loops(10**4, 10**4, torch.device("cpu"), torch.float32) is loop
 
 
 def test_stacked_critic_copies_the_weights():

@@ -351,7 +351,7 @@ def _train_batched(
     ``s`` at index ``s E + e``), one stacked bound, one Adam."""
     names, seeds = config.estimators, config.seeds
     originals = [_initial_critic(config, seed, device) for seed in seeds]
-    critic = stacked_critic([original for original in originals for _ in names], device)
+    critic = stacked_critic([original for original in originals for _ in names])
     result = train(
         critic, stack_bounds(list(names) * len(seeds), config.bound_params()),
         _stacked_batches([_stream(config, seed, device) for seed in seeds], len(names)),
