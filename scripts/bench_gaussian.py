@@ -1,4 +1,4 @@
-"""How fast the Gaussian benchmark trains: sequential vs batched, against the hardware and torch-mist.
+"""How fast the Gaussian benchmark trains: sequential vs batched vs compiled, against the hardware and torch-mist.
 
 Prints, in one run on one machine, for the separable and the concat critic of the paper
 (batch 64, dimension 20, hidden widths 256, 256):
@@ -8,19 +8,25 @@ Prints, in one run on one machine, for the separable and the concat critic of th
 * a plain large matrix product's FLOP/s, the hardware's reference (the fastest of several
   measurements around the timings);
 * estimator-steps per second when the twelve estimators train one after another
-  (``remi_tutorial.train.train`` on each critic, the reference implementation) and all at
-  once (one stacked critic, one stacked bound, one Adam, fused where torch has the kernel),
-  each the best of ``--rounds`` alternating timings; the FLOP/s each achieves and the speed-up.
-  The concat critic is stacked both ways (its pair layers batched over the estimators, or
-  looped over them), and the script names the one the Gaussian benchmark uses on this device
-  (``remi_tutorial.stacked.stacked_critic``);
+  (``remi_tutorial.train.train`` on each critic, eager: the reference implementation) and all
+  at once (one stacked critic, one stacked bound, one fused Adam), eager and with
+  ``train(compile=True)`` (compilation time reported apart, not timed), each the best of
+  ``--rounds`` alternating timings; the FLOP/s each achieves and the speed-ups. The concat
+  critic is stacked both ways (its pair layers batched over the estimators, or looped over
+  them), and the script names the one its default picks at this size
+  (:data:`remi_tutorial.stacked.LOOP_ABOVE_BYTES`);
 * the cost of evaluating the twelve bounds per step: the stacked bound vs one bound call
   per estimator;
 * torch-mist's estimator-steps per second on the same configuration, when ``--torch-mist-python``
-  names a Python that has it (``scripts/bench_gaussian.sh`` sets one up), or why it did not run.
+  names a Python that has it (``scripts/bench_gaussian.sh`` sets one up), or why it did not
+  run, with the ratio to ours and the most any trainer could reach at the matmul's rate;
+* on a machine with a CUDA GPU, the same batched rates on the GPU (eager, compiled, and
+  captured in CUDA graphs), as a fraction of the GPU's fp32 and TF32 matmul rates, and the
+  time of a paper-size run of the twelve (20,000 steps).
 
-Usage: ``python scripts/bench_gaussian.py [--threads 1] [--torch-mist-python PATH]``.
-Timings depend on the machine and on what else runs on it: report them with both.
+Usage: ``python scripts/bench_gaussian.py [--threads 1] [--rounds 2] [--torch-mist-python PATH]``
+(about 10 minutes on one CPU core with the defaults, most of it the sequential concat runs and
+two compilations). Timings depend on the machine and on what else runs on it: report them with both.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from remi_tutorial.benchmarks.gaussian import GaussianBenchmarkConfig, make_critic
 from remi_tutorial.bounds import BOUND_NAMES, Bound, get_bound
 from remi_tutorial.stacked import (
+    LOOP_ABOVE_BYTES,
     StackedConcatCritic,
     StackedSeparableCritic,
     stack_bounds,
@@ -49,33 +56,47 @@ from remi_tutorial.stacked import (
 from remi_tutorial.tasks import gaussian_batches, paired_masks
 from remi_tutorial.train import make_adam, train
 
-DIM, BATCH, LR = 20, 64, 5e-4
+DIM, BATCH, LR, PAPER_STEPS = 20, 64, 5e-4, 20_000
 NAMES = list(BOUND_NAMES)
 PARAMS = GaussianBenchmarkConfig().bound_params()
-# How the twelve critics of each kind can be stacked: name -> critics -> stacked critic.
+# How the twelve critics of each kind are stacked and trained: label -> (stacked critic, compile).
 STRATEGIES = {
-    "separable": {"batched": StackedSeparableCritic},
+    "separable": {
+        "batched": (StackedSeparableCritic, False),
+        "batched, compiled": (StackedSeparableCritic, True),
+    },
     "concat": {
-        "batched": StackedConcatCritic,
-        "looped": functools.partial(StackedConcatCritic, loop_estimators=True),
+        "batched": (functools.partial(StackedConcatCritic, loop_estimators=False), False),
+        "looped": (functools.partial(StackedConcatCritic, loop_estimators=True), False),
+        "looped, compiled": (functools.partial(StackedConcatCritic, loop_estimators=True), True),
     },
 }
 
 
-def strategy_used(kind: str) -> str:
-    """The strategy the Gaussian benchmark uses for ``kind`` on the CPU."""
-    used = stacked_critic([make_critic(kind, 2, hidden_dims=(2,), embed_dim=2)], torch.device("cpu"))
-    return "looped" if getattr(used, "loop_estimators", False) else "batched"
+def default_strategy(kind: str, device: torch.device) -> str:
+    """How :func:`~remi_tutorial.stacked.stacked_critic` stacks ``kind`` at this size on ``device``."""
+    stacked = stacked_critic([make_critic(kind, DIM) for _ in NAMES])
+    if isinstance(stacked, StackedConcatCritic):
+        return "looped" if stacked.loops(BATCH, BATCH, device, torch.float32) else "batched"
+    return "batched"
 
 
-def matmul_flops_per_second(size: int = 1024, repeats: int = 20) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_flops_per_second(device: torch.device, size: int = 1024, repeats: int = 20) -> float:
+    """The fastest of ``repeats`` fp32 ``size x size`` matrix products, in FLOP/s."""
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
     for _ in range(3):
         a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
@@ -93,31 +114,40 @@ def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
     return make_adam(module.parameters(), LR)
 
 
-def stream():
-    return gaussian_batches(DIM, BATCH, 2.0, seed=0)
+def stream(device: torch.device):
+    return gaussian_batches(DIM, BATCH, 2.0, seed=0, device=device)
 
 
 def sequential_rate(kind: str, steps: int) -> float:
-    """Estimator-steps per second: the twelve trained one after another."""
+    """Estimator-steps per second on the CPU: the twelve trained one after another, eagerly."""
+    cpu = torch.device("cpu")
     critics = [make_critic(kind, DIM) for _ in NAMES]
     for critic, name in zip(critics, NAMES):  # warm-up
-        train(critic, get_bound(name, **PARAMS[name]), stream(), steps=3,
+        train(critic, get_bound(name, **PARAMS[name]), stream(cpu), steps=3,
               optimizer=optimizer(critic), progress=False)
     start = time.perf_counter()
     for critic, name in zip(critics, NAMES):
-        train(critic, get_bound(name, **PARAMS[name]), stream(), steps=steps,
+        train(critic, get_bound(name, **PARAMS[name]), stream(cpu), steps=steps,
               optimizer=optimizer(critic), progress=False)
     return len(NAMES) * steps / (time.perf_counter() - start)
 
 
-def batched_rate(kind: str, strategy: str, steps: int) -> float:
-    """Estimator-steps per second: the twelve trained at once, stacked by ``strategy``."""
-    stacked = STRATEGIES[kind][strategy]([make_critic(kind, DIM) for _ in NAMES])
-    bound = stack_bounds(NAMES, PARAMS)
-    train(stacked, bound, stream(), steps=3, optimizer=optimizer(stacked), progress=False)
+def batched_rate(kind: str, stack, compile: bool | str, steps: int,
+                 device: torch.device) -> tuple[float, float]:
+    """Estimator-steps per second with the twelve trained at once, stacked by ``stack``, and
+    the seconds the untimed warm-up took (with ``compile``: mostly compiling)."""
+    stacked = stack([make_critic(kind, DIM) for _ in NAMES]).to(device)
+    bound, adam = stack_bounds(NAMES, PARAMS), optimizer(stacked)
     start = time.perf_counter()
-    train(stacked, bound, stream(), steps=steps, optimizer=optimizer(stacked), progress=False)
-    return len(NAMES) * steps / (time.perf_counter() - start)
+    train(stacked, bound, stream(device), steps=3, optimizer=adam, progress=False,
+          compile=compile)
+    synchronize(device)
+    warm_up = time.perf_counter() - start
+    start = time.perf_counter()
+    train(stacked, bound, stream(device), steps=steps, optimizer=adam, progress=False,
+          compile=compile)
+    synchronize(device)
+    return len(NAMES) * steps / (time.perf_counter() - start), warm_up
 
 
 def bound_step_seconds(evaluate, repeats: int = 300) -> float:
@@ -154,13 +184,104 @@ def torch_mist_rates(python: str | None, steps: int, threads: int) -> dict | str
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def print_rates(kind: str, flops: int, rates: dict, reference: float, sequential: float | None,
+                warm_ups: dict, default: str, matmul: str) -> None:
+    print(f"\n{kind} critic: {flops / 1e6:.1f} MFLOP per estimator-step (forward + backward)")
+    for label, rate in rates.items():
+        achieved = rate * flops
+        notes = []
+        if label == default:
+            notes.append("the default at this size")
+        if label in warm_ups and "compiled" in label:
+            notes.append(f"compiled in {warm_ups[label]:.0f} s, untimed")
+        speed_up = f"{rate / sequential:5.2f}x sequential; " if sequential else ""
+        print(f"  {label:<26} {rate:8.1f} est-steps/s  {speed_up}{achieved / 1e9:7.1f} GFLOP/s = "
+              f"{achieved / reference:4.0%} of the {matmul}; paper-size twelve "
+              f"{PAPER_STEPS * len(NAMES) / rate / 60:6.1f} min"
+              + (f"  ({'; '.join(notes)})" if notes else ""))
+
+
+def cpu_section(args) -> dict:
+    """Time every strategy on the CPU; returns kind -> (flops, label -> best rate)."""
+    cpu = torch.device("cpu")
+    # The machine may be shared: measure the reference around every timing and keep the
+    # fastest, so that "% of the matmul" is never flattered by a slow reference.
+    references = [matmul_flops_per_second(cpu)]
+    steps = {"separable": args.separable_steps, "concat": args.concat_steps}
+    results = {}
+    for kind in ("separable", "concat"):
+        timings = {"sequential": [], **{label: [] for label in STRATEGIES[kind]}}
+        warm_ups = {}
+        for _ in range(args.rounds):  # alternate, and keep each one's best round
+            timings["sequential"].append(sequential_rate(kind, steps[kind]))
+            for label, (stack, compile) in STRATEGIES[kind].items():
+                warm_ups.setdefault(label, 0.0)
+                rate, warm_up = batched_rate(kind, stack, compile, steps[kind], cpu)
+                timings[label].append(rate)
+                warm_ups[label] = max(warm_ups[label], warm_up)
+            references.append(matmul_flops_per_second(cpu))
+        results[kind] = (flops_per_estimator_step(kind),
+                         {label: max(values) for label, values in timings.items()}, warm_ups)
+    reference = max(references)
+    print(f"plain 1024x1024 fp32 matmul: {reference / 1e9:.1f} GFLOP/s (the fastest of "
+          f"{len(references)} measurements around the timings; slowest "
+          f"{min(references) / 1e9:.1f})")
+    for kind, (flops, best, warm_ups) in results.items():
+        default = default_strategy(kind, cpu)
+        print_rates(kind, flops, best, reference, best["sequential"], warm_ups, default, "matmul")
+        if kind == "concat":
+            width = 256
+            megabytes = len(NAMES) * BATCH * BATCH * width * 4 / 2**20
+            print(f"  the default loops on a CPU above {LOOP_ABOVE_BYTES / 2**20:.0f} MiB of pair "
+                  f"activations; here {len(NAMES)} x {BATCH} x {BATCH} x {width} floats = "
+                  f"{megabytes:.0f} MiB")
+    return {kind: (flops, best, reference) for kind, (flops, best, _) in results.items()}
+
+
+def gpu_section(args, flops: dict) -> None:
+    """Batched rates on the first CUDA GPU, eager, compiled, and captured in CUDA graphs."""
+    if not torch.cuda.is_available():
+        print("\nGPU: none on this machine (torch.cuda.is_available() is False): no GPU figures")
+        return
+    gpu = torch.device("cuda")
+    references = {"fp32": [], "tf32": []}
+    previous = torch.backends.cuda.matmul.allow_tf32
+    for precision in references:
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        references[precision].append(matmul_flops_per_second(gpu, size=8192, repeats=10))
+    torch.backends.cuda.matmul.allow_tf32 = previous
+    fp32, tf32 = (max(values) for values in references.values())
+    print(f"\nGPU: {torch.cuda.get_device_name(gpu)}; 8192x8192 matmul {fp32 / 1e12:.1f} TFLOP/s "
+          f"fp32, {tf32 / 1e12:.1f} TFLOP/s TF32 (training runs in fp32, TF32 "
+          f"{'on' if previous else 'off'})")
+    variants = {"eager": False, "compiled": "default", "CUDA graphs": "reduce-overhead"}
+    for kind, (kind_flops, _, _) in flops.items():
+        stack = StackedSeparableCritic if kind == "separable" else functools.partial(
+            StackedConcatCritic, loop_estimators=False)
+        rates, warm_ups = {}, {}
+        for label, compile in variants.items():
+            best = []
+            for _ in range(args.rounds):
+                rate, warm_up = batched_rate(kind, stack, compile, args.gpu_steps, gpu)
+                best.append(rate)
+                warm_ups[f"batched, {label}"] = warm_up
+            rates[f"batched, {label}"] = max(best)
+        print_rates(kind, kind_flops, rates, fp32, None, warm_ups,
+                    f"batched, {default_strategy(kind, gpu)}", "fp32 matmul")
+        fastest = max(rates.values())
+        print(f"  fastest: {fastest * kind_flops / tf32:.0%} of the TF32 matmul; the paper-size "
+              f"twelve ({PAPER_STEPS * len(NAMES) * kind_flops / 1e12:.0f} TFLOP) in "
+              f"{PAPER_STEPS * len(NAMES) / fastest:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--separable-steps", type=int, default=200)
     parser.add_argument("--concat-steps", type=int, default=10)
+    parser.add_argument("--gpu-steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2,
-                        help="alternating sequential/batched timings per critic; the best counts")
+                        help="alternating timings of every strategy; the best counts")
     parser.add_argument("--torch-mist-python", default=os.environ.get("TORCH_MIST_PYTHON"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -170,37 +291,7 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    # The machine may be shared: measure the reference around every timing and keep the
-    # fastest, so that "% of the matmul" is never flattered by a slow reference.
-    references = [matmul_flops_per_second()]
-    steps = {"separable": args.separable_steps, "concat": args.concat_steps}
-    rates = {}
-    for kind in ("separable", "concat"):
-        timings = {"sequential": [], **{strategy: [] for strategy in STRATEGIES[kind]}}
-        for _ in range(args.rounds):  # alternate, and keep each one's best round
-            timings["sequential"].append(sequential_rate(kind, steps[kind]))
-            for strategy in STRATEGIES[kind]:
-                timings[strategy].append(batched_rate(kind, strategy, steps[kind]))
-            references.append(matmul_flops_per_second())
-        rates[kind] = (flops_per_estimator_step(kind),
-                       {label: max(values) for label, values in timings.items()})
-    reference = max(references)
-    print(f"plain 1024x1024 fp32 matmul: {reference / 1e9:.1f} GFLOP/s (the fastest of "
-          f"{len(references)} measurements around the timings; slowest "
-          f"{min(references) / 1e9:.1f})")
-    for kind, (flops, best) in rates.items():
-        used = strategy_used(kind)
-        print(f"\n{kind} critic: {flops / 1e6:.1f} MFLOP per estimator-step (forward + backward)")
-        for label, rate in best.items():
-            achieved = rate * flops
-            mark = " <- the benchmark's batched run on a CPU" if label == used else ""
-            print(f"  {label:<10} {rate:8.1f} estimator-steps/s = {rate / 12:6.2f} steps/s of "
-                  f"all twelve; {achieved / 1e9:5.1f} GFLOP/s = {achieved / reference:4.0%} of "
-                  f"the matmul{mark}")
-        stacked, sequential = best[used], best["sequential"]
-        print(f"  {used} / sequential: {stacked / sequential:.2f}x; a paper-size run of the "
-              f"twelve (20,000 steps): {20000 * 12 / stacked / 60:.1f} min {used}, "
-              f"{20000 * 12 / sequential / 60:.1f} min sequential")
+    results = cpu_section(args)
 
     stacked = bound_step_seconds(stack_bounds(NAMES, PARAMS))
     looped = bound_step_seconds(one_call_per_estimator)
@@ -214,11 +305,17 @@ def main() -> None:
         mist_rates = mist["estimators"]
         total = len(mist_rates) / sum(1 / value["steps_per_second"]
                                       for value in mist_rates.values())
+        flops, best, reference = results["separable"]
+        ours = max(rate for label, rate in best.items() if label != "sequential")
         print(f"\ntorch-mist {mist['torch_mist']} (torch {mist['torch']}, numpy {mist['numpy']}), "
               f"separable critic, its six original estimators one after another: "
               f"{total:.1f} estimator-steps/s")
         print("  " + ", ".join(f"{name} {value['steps_per_second']:.1f}"
                                for name, value in mist_rates.items()))
+        print(f"  ours, batched (fastest): {ours / total:.2f}x torch-mist; a trainer running "
+              f"every FLOP at the matmul's rate would reach {reference / flops:.0f} "
+              f"est-steps/s = {reference / flops / total:.1f}x torch-mist")
+    gpu_section(args, results)
 
 
 if __name__ == "__main__":

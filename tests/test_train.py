@@ -1,3 +1,4 @@
+import shutil
 import warnings
 
 import pytest
@@ -5,6 +6,7 @@ import torch
 
 from remi_tutorial.bounds import get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
+from remi_tutorial.stacked import StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
 from remi_tutorial.train import make_adam, train
 
@@ -161,3 +163,69 @@ def test_make_adam_takes_a_parameter_iterator_and_its_learning_rate():
     assert optimizer.defaults["lr"] == 0.25
     assert len(optimizer.param_groups[0]["params"]) == len(list(critic.parameters()))
 
+
+
+def stacked_run(compile, steps=12):
+    """Three estimators with their own bounds and weights, trained stacked in float64."""
+    torch.manual_seed(0)
+    names = ["mine", "remine", "infonce"]
+    critics = [SeparableCritic(2, 2, hidden_dims=(8,), embed_dim=4).double() for _ in names]
+    stacked = StackedSeparableCritic(critics)
+    result = train(stacked, stack_bounds(names),
+                   gaussian_batches(2, 16, 1.0, seed=0, dtype=torch.float64), steps=steps,
+                   check_every=5, lr=1e-2, progress=False, compile=compile)
+    return stacked, result
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_a_compiled_run_trains_like_the_eager_run(monkeypatch):
+    eager_critic, eager = stacked_run(compile=False)
+    calls, real_compile = [], torch.compile
+
+    def counting_compile(function, **options):
+        compiled = real_compile(function, **options)
+        return lambda *args: calls.append(1) or compiled(*args)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    compiled_critic, compiled = stacked_run(compile=True)
+    assert len(calls) == 11  # every step but the first, which checks its inputs eagerly
+    # the same float64 arithmetic, fused differently: equal up to rounding, step after step
+    torch.testing.assert_close(compiled.history.to_numpy(), eager.history.to_numpy(),
+                               rtol=1e-9, atol=1e-9)
+    for after, before in zip(compiled_critic.parameters(), eager_critic.parameters()):
+        torch.testing.assert_close(after, before, rtol=1e-9, atol=1e-9)
+
+
+class FailingCompile:
+    """Stands in for ``torch.compile``: records its arguments; the function it returns
+    fails as a compiler that is missing does."""
+
+    def __init__(self):
+        self.modes = []
+
+    def __call__(self, function, *, mode, dynamic):
+        self.modes.append(mode)
+
+        def compiled(*args):
+            raise torch._dynamo.exc.TorchDynamoException("no working C++ compiler")
+
+        return compiled
+
+
+def test_a_run_whose_compilation_fails_warns_and_trains_eagerly(monkeypatch):
+    _, eager = stacked_run(compile=False)
+    failing = FailingCompile()
+    monkeypatch.setattr(torch, "compile", failing)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .*training eagerly"):
+        _, fallback = stacked_run(compile=True)
+    assert fallback.history.equals(eager.history)
+    assert failing.modes == ["default"]  # on a CPU: inductor's default mode, no CUDA graphs
+
+
+def test_compile_takes_a_torch_compile_mode(monkeypatch):
+    failing = FailingCompile()
+    monkeypatch.setattr(torch, "compile", failing)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+        stacked_run(compile="max-autotune-no-cudagraphs", steps=3)
+    assert failing.modes == ["max-autotune-no-cudagraphs"]

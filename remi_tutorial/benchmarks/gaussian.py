@@ -281,6 +281,7 @@ def run_gaussian_benchmark(
     *,
     device: torch.device | str | None = None,
     progress: bool = True,
+    compile: bool | str = False,
 ) -> pd.DataFrame:
     """Train every estimator of ``config`` on the MI staircase and return what each reported.
 
@@ -291,6 +292,8 @@ def run_gaussian_benchmark(
         config: the run.
         device: default :func:`remi_tutorial.train.default_device`.
         progress: show a progress bar.
+        compile: compile each training step (``compile`` of :func:`remi_tutorial.train.train`):
+            faster for the batched separable critic, after a compilation of up to a minute.
 
     Returns:
         A tidy table, one row per estimator, seed and step, with the columns
@@ -302,7 +305,7 @@ def run_gaussian_benchmark(
     """
     device = torch.device(device) if device is not None else default_device()
     train_estimators = _train_batched if config.batched else _train_sequential
-    histories = train_estimators(config, device, progress)
+    histories = train_estimators(config, device, progress, compile)
     histories += [_closed_form(config, variant, device, progress) for variant in config.closed_form]
     return _tidy_table(histories, config)
 
@@ -345,7 +348,7 @@ def _stacked_batches(streams: Sequence, estimators_per_seed: int):
 
 
 def _train_batched(
-    config: GaussianBenchmarkConfig, device: torch.device, progress: bool
+    config: GaussianBenchmarkConfig, device: torch.device, progress: bool, compile: bool | str
 ) -> list[pd.DataFrame]:
     """Every estimator of every seed at once: one stacked critic (estimator ``e`` of seed
     ``s`` at index ``s E + e``), one stacked bound, one Adam."""
@@ -356,7 +359,7 @@ def _train_batched(
         critic, stack_bounds(list(names) * len(seeds), config.bound_params()),
         _stacked_batches([_stream(config, seed, device) for seed in seeds], len(names)),
         steps=config.steps, optimizer=make_adam(critic.parameters(), config.lr),
-        check_every=config.check_every, progress=progress,
+        check_every=config.check_every, progress=progress, compile=compile,
         description=f"{len(names)} estimators x {len(seeds)} seeds, {config.critic}",
     )
     history = result.history
@@ -368,7 +371,7 @@ def _train_batched(
 
 
 def _train_sequential(
-    config: GaussianBenchmarkConfig, device: torch.device, progress: bool
+    config: GaussianBenchmarkConfig, device: torch.device, progress: bool, compile: bool | str
 ) -> list[pd.DataFrame]:
     """One estimator after another, each with its own critic and Adam."""
     params = config.bound_params()
@@ -379,7 +382,7 @@ def _train_sequential(
             result = train(
                 critic, get_bound(name, **params[name]), _stream(config, seed, device),
                 steps=config.steps, optimizer=make_adam(critic.parameters(), config.lr),
-                check_every=config.check_every, progress=progress,
+                check_every=config.check_every, progress=progress, compile=compile,
                 description=f"{name}, seed {seed}, {config.critic}",
             )
             history = result.history
@@ -451,12 +454,14 @@ class GaussianCellJob:
             ``"cpu"``, ``"cuda"``, ...
         threads: torch's CPU threads.
         progress: show a progress bar.
+        compile: compile each training step (see :func:`run_gaussian_benchmark`).
     """
 
     folder: str
     device: str = "auto"
     threads: int = 1
     progress: bool = False
+    compile: bool = False
 
     def path(self, config: GaussianBenchmarkConfig) -> Path:
         """``FOLDER/critic=C_seed=S_HASH.parquet``: the hash covers every setting of ``config``."""
@@ -472,7 +477,7 @@ class GaussianCellJob:
         torch.set_num_threads(self.threads)
         start = time.perf_counter()
         table = run_gaussian_benchmark(config, device=cli.resolve_device(self.device),
-                                       progress=self.progress)
+                                       progress=self.progress, compile=self.compile)
         seconds = time.perf_counter() - start
         save_table(table, path, record={"wall_seconds": seconds})
         return f"{name}: {seconds:.1f} s"
@@ -557,8 +562,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the separable critic's embedding dimension")
     parser.add_argument("--batched", action=argparse.BooleanOptionalAction,
                         default=defaults.batched,
-                        help="train every estimator and seed at once; --no-batched: one after "
-                             "another (faster for the concat critic on a CPU)")
+                        help="train every estimator and seed at once (--no-batched: one after "
+                             "another; scripts/bench_gaussian.py compares their speed)")
     parser.add_argument("--closed-form", nargs="+", choices=tuple(CLOSED_FORMS), default=[],
                         help="also evaluate the closed-form Gaussian MI of every batch, raw "
                              "and/or debiased (critic 'none', computed once)")
@@ -592,6 +597,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the folder of the cells' tables, one per critic and seed (a later "
                              "call skips the finished ones); OUT without suffix + '_cells' if None")
     cli.add_runtime(parser)
+    parser.add_argument("--compile", action="store_true",
+                        help="compile each training step with torch.compile (CUDA graphs on a "
+                             "GPU): faster for the batched separable critic, after up to a "
+                             "minute of compiling; the floats differ in the last digits")
     add_launcher_arguments(parser)
 
 
@@ -618,7 +627,7 @@ def main(args: argparse.Namespace) -> None:
                for position, critic in enumerate(args.critic) for seed in sorted(args.seeds)]
     local = args.launcher == "local"
     job = GaussianCellJob(args.results, args.device, args.threads,
-                          progress=local and not args.no_progress)
+                          progress=local and not args.no_progress, compile=args.compile)
     todo = []
     for config in configs:
         if job.path(config).exists():
