@@ -1,33 +1,75 @@
 """Training throughput of ResNet-18 on CIFAR-shaped images: 32x32 stem vs the authors' 224x224.
 
 Times the supervised benchmark's training loop (the paper's CIFAR-10 cell: MINE on the
-logits, batch 10, Adam) with each pipeline, on the same device in one process, and prints
-images per second, the forward arithmetic per image, and what one paper-size CIFAR-10
-supervised cell (40 epochs of 50,000 images) would take at that rate: an estimate from the
-measured rate, not a measured cell. The images are random tensors of CIFAR's shape
+logits, batch 10, Adam) with each pipeline and each setting of the grid below, on the same
+device in one process, and prints a table: images per second, the speed-up over the plain
+setting of the same pipeline, and what one paper-size CIFAR-10 supervised cell (40 epochs
+of 50,000 images) would take at that rate (an estimate from the measured rate, not a
+measured cell); then how many times slower per image the 224x224 pipeline is, with the
+plain setting and with each pipeline's fastest one.
+
+The settings: ``plain`` (float32, default memory layout), ``channels-last`` (weights and
+images stored channels-last), and where the device runs bfloat16 natively
+(:func:`~remi_tutorial.benchmarks.image_config.amp_supported`: a CUDA GPU of compute
+capability 8.0 or later) ``autocast`` (bfloat16 autocast of the features) and
+``channels-last + autocast``. The images are random tensors of CIFAR's shape
 (:func:`remi_tutorial.benchmarks.image_cells.training_throughput`); the arithmetic does not
 depend on their content.
 
-    python scripts/bench_images.py --threads 1        # 20 timed steps per pipeline
+    python scripts/bench_images.py --threads 1        # 20 timed steps per setting
     python scripts/bench_images.py --steps 5000       # a whole CIFAR-10 epoch at batch 10
+
+With the defaults on one CPU thread (two settings per pipeline: no autocast) it takes
+about two minutes (1 min 40 s on one core of an AMD EPYC).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from remi_tutorial.benchmarks.image_cells import training_throughput
-from remi_tutorial.benchmarks.image_config import image_configs
+from remi_tutorial.benchmarks.image_config import ImageRunConfig, amp_supported, image_configs
 from remi_tutorial.benchmarks.supervised import SUPERVISED
 from remi_tutorial.critics import ImageCritic
 from remi_tutorial.networks import ResNet18
 from remi_tutorial.train import default_device
 
 CIFAR10_TRAIN_IMAGES = 50_000
+STEMS = {"cifar": "32x32", "imagenet": "224x224"}
+"""ResNet-18's stem -> the image size its pipeline trains on."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One column of the grid: a memory layout and a precision."""
+
+    name: str
+    channels_last: bool
+    amp: bool
+
+
+SETTINGS = (
+    Setting("plain", channels_last=False, amp=False),
+    Setting("channels-last", channels_last=True, amp=False),
+    Setting("autocast", channels_last=False, amp=True),
+    Setting("channels-last + autocast", channels_last=True, amp=True),
+)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The measured rate of one pipeline with one setting."""
+
+    stem: str
+    setting: Setting
+    rate: float  # training images per second
+    hours: float  # estimated hours of one paper-size cell at that rate
 
 
 def forward_gflops(stem: str) -> float:
@@ -40,34 +82,97 @@ def forward_gflops(stem: str) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (``/proc/cpuinfo``, else the architecture)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.machine()
+
+
+def autocast_refusal(device: torch.device) -> str | None:
+    """Why the grid leaves out autocast on ``device``, or ``None`` where it runs."""
+    if amp_supported(device):
+        return None
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return (f"autocast not measured: this GPU (compute capability {major}.{minor}) emulates "
+                "bfloat16, more slowly than float32; it needs capability 8.0 or later")
+    return (f"autocast not measured: bfloat16 autocast runs natively only on a CUDA GPU of "
+            f"compute capability 8.0 or later, not on a {device.type} device")
+
+
+def cell_config(stem: str, amp: bool) -> ImageRunConfig:
+    """The paper's CIFAR-10 supervised MINE cell with ResNet-18's ``stem``."""
+    return image_configs(SUPERVISED, "cifar10", losses=["mine"], stem=stem, amp=amp)[0]
+
+
+def measure(stem: str, setting: Setting, device: torch.device, steps: int,
+            warmup: int) -> Measurement:
+    """Time one pipeline with one setting."""
+    config = cell_config(stem, setting.amp)
+    rate = training_throughput(config, steps=steps, warmup=warmup, device=device,
+                               channels_last=setting.channels_last)
+    hours = config.epochs * CIFAR10_TRAIN_IMAGES / rate / 3600
+    return Measurement(stem, setting, rate, hours)
+
+
+def print_table(measurements: list[Measurement]) -> None:
+    """One row per measurement, with its speed-up over its pipeline's plain setting."""
+    plain = {m.stem: m.rate for m in measurements if m.setting == SETTINGS[0]}
+    epochs = cell_config("cifar", amp=False).epochs
+    print(f"  {'pipeline':<9} {'setting':<25} {'images/s':>9} {'speed-up':>9}  "
+          f"{'one cell (' + str(epochs) + ' epochs), h':>24}")
+    for m in measurements:
+        print(f"  {STEMS[m.stem]:<9} {m.setting.name:<25} {m.rate:9.1f} "
+              f"{m.rate / plain[m.stem]:8.2f}x  {m.hours:24,.1f}")
+
+
+def print_ratios(measurements: list[Measurement]) -> None:
+    """How many times slower per image the 224x224 pipeline is: plain vs plain, and each
+    pipeline's fastest setting vs the other's."""
+    plain = {m.stem: m for m in measurements if m.setting == SETTINGS[0]}
+    best = {stem: max((m for m in measurements if m.stem == stem), key=lambda m: m.rate)
+            for stem in STEMS}
+    print(f"  224x224 vs 32x32, plain: {plain['cifar'].rate / plain['imagenet'].rate:.1f}x "
+          "slower per image (49x the pixels)")
+    print(f"  224x224 vs 32x32, fastest of each ({best['imagenet'].setting.name} vs "
+          f"{best['cifar'].setting.name}): {best['cifar'].rate / best['imagenet'].rate:.1f}x "
+          "slower per image")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=20, help="timed training steps per pipeline")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per setting")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast of the features")
     args = parser.parse_args()
+    if args.steps < 1 or args.warmup < 1:
+        parser.error("--steps and --warmup must be at least 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = default_device() if args.device == "auto" else torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
-    rates = {}
-    for stem in ("cifar", "imagenet"):
-        config = image_configs(SUPERVISED, "cifar10", losses=["mine"], stem=stem, amp=args.amp)[0]
-        if stem == "cifar":
-            print(f"device: {device} ({name}); torch {torch.__version__}; "
-                  f"{torch.get_num_threads()} CPU threads; amp {'on' if args.amp else 'off'}")
-            print(f"the paper's CIFAR-10 supervised cell: MINE, batch {config.batch_size}, "
-                  f"Adam lr {config.lr:g}; {args.steps} timed steps after {args.warmup} warm-up "
-                  "steps on random CIFAR-shaped images")
-        rates[stem] = training_throughput(config, steps=args.steps, warmup=args.warmup, device=device)
-        hours = config.epochs * CIFAR10_TRAIN_IMAGES / rates[stem] / 3600
-        label = "32x32, CIFAR stem" if stem == "cifar" else "224x224 upsampled, ImageNet stem"
-        print(f"  ResNet-18 {label:<34} {forward_gflops(stem):6.3f} GFLOP/image forward  "
-              f"{rates[stem]:9.1f} images/s  -> one cell ({config.epochs} epochs) ~ {hours:,.1f} h (estimate)")
-    print(f"  the 224x224 pipeline has 49x the pixels and is {rates['cifar'] / rates['imagenet']:.1f}x "
-          "slower per image here")
+    config = cell_config("cifar", amp=False)
+    print(f"device: {device} ({device_name(device)}); torch {torch.__version__}; "
+          f"{torch.get_num_threads()} CPU threads")
+    print(f"the paper's CIFAR-10 supervised cell: MINE, batch {config.batch_size}, Adam lr "
+          f"{config.lr:g}; {args.steps} timed steps after {args.warmup} warm-up steps per "
+          "setting, on random CIFAR-shaped images")
+    print("ResNet-18 forward arithmetic per image: " + ", ".join(
+        f"{size} {forward_gflops(stem):.3f} GFLOP" for stem, size in STEMS.items()))
+    refusal = autocast_refusal(device)
+    if refusal:
+        print(refusal)
+    settings = [s for s in SETTINGS if refusal is None or not s.amp]
+    measurements = [measure(stem, setting, device, args.steps, args.warmup)
+                    for stem in STEMS for setting in settings]
+    print_table(measurements)
+    print_ratios(measurements)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from remi_tutorial.benchmarks.image_cells import (
     run_sweep,
     sweep_seconds,
     training_flops_per_image,
+    training_throughput,
 )
 from remi_tutorial.benchmarks.image_config import (
     AUTHORS_NWJ_CLIP,
@@ -451,3 +452,57 @@ def test_a_training_step_costs_about_three_forward_passes():
         critic(torch.zeros(1, 1, 8, 8))
     ratio = training_flops_per_image(config, image_shape=(1, 8, 8)) / counter.get_total_flops()
     assert 2.5 < ratio < 3.5
+
+
+def _conv_layouts(config, channels_last):
+    """``(input, weight)`` channels-last flags of every convolution call while measuring
+    the throughput of ``config`` on 3x8x8 images (three channels: a one-channel tensor is
+    channels-last and contiguous at once)."""
+    layouts = []
+
+    def record(module, inputs):
+        if isinstance(module, torch.nn.Conv2d):
+            layouts.append((inputs[0].is_contiguous(memory_format=torch.channels_last),
+                            module.weight.is_contiguous(memory_format=torch.channels_last)))
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        training_throughput(config, image_shape=(3, 8, 8), steps=1, warmup=1, device="cpu",
+                            channels_last=channels_last)
+    finally:
+        handle.remove()
+    return layouts
+
+
+def test_a_channels_last_throughput_feeds_every_convolution_channels_last():
+    config = tiny_config()
+    layouts = _conv_layouts(config, channels_last=True)
+    assert len(layouts) == 2 * 3  # two steps of SmallConvNet's three convolutions
+    assert all(image and weight for image, weight in layouts)
+    plain = _conv_layouts(config, channels_last=False)
+    assert plain[0] == (False, False)
+
+
+def test_a_channels_last_training_step_computes_the_plain_steps_loss(monkeypatch):
+    import remi_tutorial.benchmarks.image_cells as image_cells
+
+    def recorded(channels_last):
+        histories = []
+
+        def train(*args, **kwargs):
+            result = real_train(*args, **kwargs)
+            histories.append(result.history)
+            return result
+
+        monkeypatch.setattr(image_cells, "train", train)
+        training_throughput(tiny_config(), image_shape=(3, 8, 8), steps=1, warmup=1,
+                            device="cpu", channels_last=channels_last)
+        return pd.concat(histories, ignore_index=True)
+
+    real_train = image_cells.train
+    plain, channels_last = recorded(False), recorded(True)
+    assert len(plain) == 2  # the warm-up step and the timed one
+    assert plain.objective.iloc[0] != plain.objective.iloc[1]
+    for column in ("objective", "mi", "joint", "marginal"):
+        assert channels_last[column].to_numpy() == pytest.approx(plain[column].to_numpy(),
+                                                                 rel=1e-5, abs=1e-6)
