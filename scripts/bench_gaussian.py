@@ -238,7 +238,7 @@ def cpu_section(args) -> dict:
     return {kind: (flops, best, reference) for kind, (flops, best, _) in results.items()}
 
 
-def gpu_section(args, flops: dict) -> None:
+def gpu_section(args) -> None:
     """Batched rates on the first CUDA GPU, eager, compiled, and captured in CUDA graphs."""
     if not torch.cuda.is_available():
         print("\nGPU: none on this machine (torch.cuda.is_available() is False): no GPU figures")
@@ -255,7 +255,8 @@ def gpu_section(args, flops: dict) -> None:
           f"fp32, {tf32 / 1e12:.1f} TFLOP/s TF32 (training runs in fp32, TF32 "
           f"{'on' if previous else 'off'})")
     variants = {"eager": False, "compiled": "default", "CUDA graphs": "reduce-overhead"}
-    for kind, (kind_flops, _, _) in flops.items():
+    for kind in ("separable", "concat"):
+        kind_flops = flops_per_estimator_step(kind)
         stack = StackedSeparableCritic if kind == "separable" else functools.partial(
             StackedConcatCritic, loop_estimators=False)
         rates, warm_ups = {}, {}
@@ -283,6 +284,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating timings of every strategy; the best counts")
     parser.add_argument("--torch-mist-python", default=os.environ.get("TORCH_MIST_PYTHON"))
+    parser.add_argument("--gpu-only", action="store_true",
+                        help="time the GPU only (scripts/gpu_check.sh): no CPU, no torch-mist")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -291,6 +294,9 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    if args.gpu_only:
+        gpu_section(args)
+        return
     results = cpu_section(args)
 
     stacked = bound_step_seconds(stack_bounds(NAMES, PARAMS))
@@ -315,7 +321,7 @@ def main() -> None:
         print(f"  ours, batched (fastest): {ours / total:.2f}x torch-mist; a trainer running "
               f"every FLOP at the matmul's rate would reach {reference / flops:.0f} "
               f"est-steps/s = {reference / flops / total:.1f}x torch-mist")
-    gpu_section(args, results)
+    gpu_section(args)
 
 
 if __name__ == "__main__":

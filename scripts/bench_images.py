@@ -9,9 +9,9 @@ measured cell); then how many times slower per image the 224x224 pipeline is, wi
 plain setting and with each pipeline's fastest one.
 
 The settings: ``plain`` (float32, default memory layout), ``channels-last`` (weights and
-images stored channels-last), and where the device runs bfloat16 natively
-(:func:`~remi_tutorial.benchmarks.image_config.amp_supported`: a CUDA GPU of compute
-capability 8.0 or later) ``autocast`` (bfloat16 autocast of the features) and
+images stored channels-last), and where the device runs bfloat16 natively (a CUDA GPU of
+compute capability 8.0 or later, :func:`~remi_tutorial.benchmarks.image_config.amp_supported`,
+or a CPU with AVX-512 BF16 or AMX) ``autocast`` (bfloat16 autocast of the features) and
 ``channels-last + autocast``. The images are random tensors of CIFAR's shape
 (:func:`remi_tutorial.benchmarks.image_cells.training_throughput`); the arithmetic does not
 depend on their content.
@@ -19,8 +19,8 @@ depend on their content.
     python scripts/bench_images.py --threads 1        # 20 timed steps per setting
     python scripts/bench_images.py --steps 5000       # a whole CIFAR-10 epoch at batch 10
 
-With the defaults on one CPU thread (two settings per pipeline: no autocast) it takes
-about two minutes (1 min 40 s on one core of an AMD EPYC).
+With the defaults on one CPU thread it takes about two minutes without autocast (1 min 40 s
+on one core of an AMD EPYC) and about three with it.
 """
 
 from __future__ import annotations
@@ -94,16 +94,22 @@ def device_name(device: torch.device) -> str:
     return platform.machine()
 
 
+def cpu_runs_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU with native bfloat16 arithmetic (AVX-512 BF16 or AMX, as
+    oneDNN reports it)."""
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def autocast_refusal(device: torch.device) -> str | None:
     """Why the grid leaves out autocast on ``device``, or ``None`` where it runs."""
-    if amp_supported(device):
+    if amp_supported(device) or cpu_runs_bfloat16(device):
         return None
     if device.type == "cuda":
         major, minor = torch.cuda.get_device_capability(device)
         return (f"autocast not measured: this GPU (compute capability {major}.{minor}) emulates "
                 "bfloat16, more slowly than float32; it needs capability 8.0 or later")
-    return (f"autocast not measured: bfloat16 autocast runs natively only on a CUDA GPU of "
-            f"compute capability 8.0 or later, not on a {device.type} device")
+    return (f"autocast not measured: this {device.type} device has no native bfloat16 "
+            "(a CUDA GPU of compute capability 8.0 or later, or a CPU with AVX-512 BF16 or AMX)")
 
 
 def cell_config(stem: str, amp: bool) -> ImageRunConfig:
@@ -168,6 +174,10 @@ def main() -> None:
     refusal = autocast_refusal(device)
     if refusal:
         print(refusal)
+    elif not amp_supported(device):
+        print("autocast measured: this CPU runs bfloat16 natively; the image benchmarks' runs "
+              "autocast only on a GPU (amp_supported), so on a CPU these rows are an option, "
+              "not the default")
     settings = [s for s in SETTINGS if refusal is None or not s.amp]
     measurements = [measure(stem, setting, device, args.steps, args.warmup)
                     for stem in STEMS for setting in settings]

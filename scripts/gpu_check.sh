@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The GPU check: on a machine with one CUDA GPU, in under 8 minutes and without internet,
+# The GPU check: on a machine with one CUDA GPU, in under 9 minutes and without internet,
 #   1. machine    the GPU, its compute capability, torch, CUDA and the driver;
 #   2. tests      pytest -m gpu (tests/test_gpu.py: CUDA computes what the CPU computes);
 #   3. notebooks  every book/*.ipynb under nbval, the device cells picking CUDA through
 #                 remi_tutorial.train.default_device() (one pytest per notebook, all at once);
 #   4. gaussian   the paper-size Gaussian twelve timed with the command line, separable
-#                 critic, then concat.
+#                 critic, then concat, each step compiled (--compile: CUDA graphs);
+#   5. bench      scripts/bench_gaussian.py --gpu-only: est-steps/s eager, compiled and in
+#                 CUDA graphs, as a fraction of the GPU's fp32 and TF32 matmul rates.
 # Each stage runs under `timeout`; one that fails or times out is reported and the next
 # runs. Stage limits in seconds, overridable: MACHINE_TIMEOUT=20 TESTS_TIMEOUT=75
-# NOTEBOOKS_TIMEOUT=120 GAUSSIAN_TIMEOUT=120 (each critic), and TOTAL_TIMEOUT=460 for the
-# whole: a stage gets at most the time that is left (a killed stage gets 10 s more).
+# NOTEBOOKS_TIMEOUT=120 GAUSSIAN_TIMEOUT=120 (each critic) BENCH_TIMEOUT=120, and
+# TOTAL_TIMEOUT=520 for the whole: a stage gets at most the time that is left (a killed
+# stage gets 10 s more).
 #
 #   bash scripts/gpu_check.sh      # output in gpu_check_out/, or in $OUT when it is set
 #
@@ -32,7 +35,7 @@
 #     traitlets comm debugpy matplotlib-inline nest-asyncio2 pyzmq tornado platformdirs \
 #     fastjsonschema jsonschema jsonschema-specifications referencing rpds-py jedi parso \
 #     prompt_toolkit wcwidth stack_data executing asttokens pure_eval pexpect ptyprocess
-# then run `bash scripts/gpu_check.sh` there with carry [".whl"] and timeout_s 540.
+# then run `bash scripts/gpu_check.sh` there with carry [".whl"] and timeout_s 590.
 
 set -uo pipefail
 
@@ -60,7 +63,8 @@ MACHINE_TIMEOUT=${MACHINE_TIMEOUT:-20}
 TESTS_TIMEOUT=${TESTS_TIMEOUT:-75}
 NOTEBOOKS_TIMEOUT=${NOTEBOOKS_TIMEOUT:-120}
 GAUSSIAN_TIMEOUT=${GAUSSIAN_TIMEOUT:-120}
-TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-460}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-520}
 deadline=$((SECONDS + TOTAL_TIMEOUT))
 
 out_dir=${OUT:-gpu_check_out}
@@ -213,10 +217,14 @@ fi
 for critic in separable concat; do
     run_stage "gaussian $critic (paper size, twelve bounds, seed 0)" "$GAUSSIAN_TIMEOUT" \
         "$py" -m remi_tutorial.benchmarks gaussian --critic "$critic" --estimators all \
-        --seeds 0 --device cuda --out "$out_dir/gaussian_$critic.parquet"
+        --seeds 0 --device cuda --compile --out "$out_dir/gaussian_$critic.parquet"
 done
 seconds=$(grep -hE '^(separable|concat): [0-9.]+ s$' "$log" | paste -sd ' ' -)
 note "gaussian wall times (20,000 steps): ${seconds:-none}"
+
+# --------------------------------------------------------------------------- 5. bench
+run_stage "bench (scripts/bench_gaussian.py --gpu-only)" "$BENCH_TIMEOUT" \
+    "$py" scripts/bench_gaussian.py --gpu-only --rounds 1 --gpu-steps 300
 
 say "=== summary"
 cat "$summary"

@@ -14,6 +14,7 @@ with the CPU result on the same inputs:
 
 import functools
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -198,6 +199,24 @@ def test_batched_training_equals_sequential_training_on_cuda_in_float64(critic):
     for field in ("joint", "marginal"):
         np.testing.assert_allclose(batched[field], sequential[field], rtol=0, atol=1e-8,
                                    err_msg=field)
+
+
+@pytest.mark.parametrize("critic", ["separable", "concat"])
+def test_the_compiled_batched_gaussian_run_on_cuda_trains_like_the_eager_one(critic):
+    """``compile=True`` on a GPU captures each step in CUDA graphs; in float64 it computes what
+    the eager run computes, step after step, for every estimator (the first step is eager
+    in both)."""
+    settings = dict(critic=critic, seeds=[0], estimators="all", levels=(1.0, 2.0),
+                    stage_steps=6, dim=3, batch_size=8, hidden_dims=(8,), embed_dim=4,
+                    lr=1e-2, dtype=F64, check_every=4)
+    config = GaussianBenchmarkConfig(**settings)
+    eager = run_gaussian_benchmark(config, device=CUDA, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a failed compilation must not pass
+        compiled = run_gaussian_benchmark(config, device=CUDA, progress=False, compile=True)
+    assert compiled[["estimator", "seed", "step"]].equals(eager[["estimator", "seed", "step"]])
+    for field in ("mi", "objective", "penalty"):
+        np.testing.assert_allclose(compiled[field], eager[field], **F64_TOLERANCE, err_msg=field)
 
 
 CHECKPOINT_STEPS, CHECKPOINT_EVERY = 40, 10
