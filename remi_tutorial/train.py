@@ -325,10 +325,11 @@ def train(
             ``torch.compile`` from the second step on: ``True`` for the fastest known mode on
             the critic's device (CUDA graphs, ``"reduce-overhead"``, on a GPU; inductor's
             default elsewhere), or a ``torch.compile`` mode. Compiling takes from seconds to
-            a minute, once per run; it pays off for the stacked critics' many small
-            operations (``scripts/bench_gaussian.py`` measures it). The floats differ from an
-            eager run's in the last digits. If compiling fails, the run warns and goes on
-            eagerly.
+            a minute, once per process and shape; it pays off for critics of many small
+            operations, such as the stacked separable critic, and not for one whose time is
+            in large matrix products, such as the concat critic on a CPU
+            (``scripts/bench_gaussian.py`` measures both). The floats differ from an eager
+            run's in the last digits. If compiling fails, the run warns and goes on eagerly.
 
     Returns:
         :class:`TrainResult`. The critic is trained in place; after a divergence it holds

@@ -293,7 +293,8 @@ def run_gaussian_benchmark(
         device: default :func:`remi_tutorial.train.default_device`.
         progress: show a progress bar.
         compile: compile each training step (``compile`` of :func:`remi_tutorial.train.train`):
-            faster for the batched separable critic, after a compilation of up to a minute.
+            faster for the batched separable critic, after a compilation of up to a minute;
+            slower for the concat critic on a CPU.
 
     Returns:
         A tidy table, one row per estimator, seed and step, with the columns
@@ -599,8 +600,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cli.add_runtime(parser)
     parser.add_argument("--compile", action="store_true",
                         help="compile each training step with torch.compile (CUDA graphs on a "
-                             "GPU): faster for the batched separable critic, after up to a "
-                             "minute of compiling; the floats differ in the last digits")
+                             "GPU): faster for the batched separable critic after up to a "
+                             "minute of compiling, slower for the concat critic on a CPU; the "
+                             "floats differ in the last digits")
     add_launcher_arguments(parser)
 
 
