@@ -14,7 +14,8 @@ Prints, in one run on one machine, for the separable and the concat critic of th
   ``--rounds`` alternating timings; the FLOP/s each achieves and the speed-ups. The concat
   critic is stacked both ways (its pair layers batched over the estimators, or looped over
   them), and the script names the one its default picks at this size
-  (:data:`remi_tutorial.stacked.LOOP_ABOVE_BYTES`);
+  (:data:`remi_tutorial.stacked.LOOP_ABOVE_BYTES`), then times that default against one
+  critic after another at smaller batches (``--concat-batches``);
 * the cost of evaluating the twelve bounds per step: the stacked bound vs one bound call
   per estimator;
 * torch-mist's estimator-steps per second on the same configuration, when ``--torch-mist-python``
@@ -73,12 +74,28 @@ STRATEGIES = {
 }
 
 
-def default_strategy(kind: str, device: torch.device) -> str:
-    """How :func:`~remi_tutorial.stacked.stacked_critic` stacks ``kind`` at this size on ``device``."""
+def default_strategy(kind: str, device: torch.device, batch: int = BATCH) -> str:
+    """How :func:`~remi_tutorial.stacked.stacked_critic` stacks ``kind`` for ``batch`` pairs
+    on ``device``."""
     stacked = stacked_critic([make_critic(kind, DIM) for _ in NAMES])
     if isinstance(stacked, StackedConcatCritic):
-        return "looped" if stacked.loops(BATCH, BATCH, device, torch.float32) else "batched"
+        return "looped" if stacked.loops(batch, batch, device, torch.float32) else "batched"
     return "batched"
+
+
+def concat_batch_sweep(batches: list[int], rounds: int) -> None:
+    """The concat critic's default stacking vs one critic after another, at smaller batches
+    (each timed for about the same number of pairs as ``--concat-steps`` at batch 64)."""
+    print("  smaller batches, the default stacking vs one after another:")
+    for batch in batches:
+        steps = max(3, round(10 * (BATCH / batch) ** 2))
+        strategy = default_strategy("concat", torch.device("cpu"), batch)
+        stack = STRATEGIES["concat"][strategy][0]
+        sequential = max(sequential_rate("concat", steps, batch) for _ in range(rounds))
+        stacked = max(batched_rate("concat", stack, False, steps, torch.device("cpu"), batch)[0]
+                      for _ in range(rounds))
+        print(f"    batch {batch:3d}: {strategy:<7} {stacked:7.1f} est-steps/s, one after another "
+              f"{sequential:7.1f}: {stacked / sequential:.2f}x")
 
 
 def synchronize(device: torch.device) -> None:
@@ -114,37 +131,37 @@ def optimizer(module: torch.nn.Module) -> torch.optim.Optimizer:
     return make_adam(module.parameters(), LR)
 
 
-def stream(device: torch.device):
-    return gaussian_batches(DIM, BATCH, 2.0, seed=0, device=device)
+def stream(device: torch.device, batch: int = BATCH):
+    return gaussian_batches(DIM, batch, 2.0, seed=0, device=device)
 
 
-def sequential_rate(kind: str, steps: int) -> float:
+def sequential_rate(kind: str, steps: int, batch: int = BATCH) -> float:
     """Estimator-steps per second on the CPU: the twelve trained one after another, eagerly."""
     cpu = torch.device("cpu")
     critics = [make_critic(kind, DIM) for _ in NAMES]
     for critic, name in zip(critics, NAMES):  # warm-up
-        train(critic, get_bound(name, **PARAMS[name]), stream(cpu), steps=3,
+        train(critic, get_bound(name, **PARAMS[name]), stream(cpu, batch), steps=3,
               optimizer=optimizer(critic), progress=False)
     start = time.perf_counter()
     for critic, name in zip(critics, NAMES):
-        train(critic, get_bound(name, **PARAMS[name]), stream(cpu), steps=steps,
+        train(critic, get_bound(name, **PARAMS[name]), stream(cpu, batch), steps=steps,
               optimizer=optimizer(critic), progress=False)
     return len(NAMES) * steps / (time.perf_counter() - start)
 
 
 def batched_rate(kind: str, stack, compile: bool | str, steps: int,
-                 device: torch.device) -> tuple[float, float]:
+                 device: torch.device, batch: int = BATCH) -> tuple[float, float]:
     """Estimator-steps per second with the twelve trained at once, stacked by ``stack``, and
     the seconds the untimed warm-up took (with ``compile``: mostly compiling)."""
     stacked = stack([make_critic(kind, DIM) for _ in NAMES]).to(device)
     bound, adam = stack_bounds(NAMES, PARAMS), optimizer(stacked)
     start = time.perf_counter()
-    train(stacked, bound, stream(device), steps=3, optimizer=adam, progress=False,
+    train(stacked, bound, stream(device, batch), steps=3, optimizer=adam, progress=False,
           compile=compile)
     synchronize(device)
     warm_up = time.perf_counter() - start
     start = time.perf_counter()
-    train(stacked, bound, stream(device), steps=steps, optimizer=adam, progress=False,
+    train(stacked, bound, stream(device, batch), steps=steps, optimizer=adam, progress=False,
           compile=compile)
     synchronize(device)
     return len(NAMES) * steps / (time.perf_counter() - start), warm_up
@@ -235,6 +252,7 @@ def cpu_section(args) -> dict:
             print(f"  the default loops on a CPU above {LOOP_ABOVE_BYTES / 2**20:.0f} MiB of pair "
                   f"activations; here {len(NAMES)} x {BATCH} x {BATCH} x {width} floats = "
                   f"{megabytes:.0f} MiB")
+            concat_batch_sweep(args.concat_batches, args.rounds)
     return {kind: (flops, best, reference) for kind, (flops, best, _) in results.items()}
 
 
@@ -280,6 +298,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--separable-steps", type=int, default=200)
     parser.add_argument("--concat-steps", type=int, default=10)
+    parser.add_argument("--concat-batches", type=int, nargs="*", default=[8, 16, 32],
+                        help="smaller batches at which the concat critic's default stacking is "
+                             "timed against one critic after another")
     parser.add_argument("--gpu-steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2,
                         help="alternating timings of every strategy; the best counts")
