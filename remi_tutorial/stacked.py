@@ -391,23 +391,30 @@ class StackedBound:
         self._cache: dict[tuple, dict] = {}
 
     def _indices(self, like: Tensor) -> dict:
-        """Index and weight tensors on the device and dtype of ``like`` (made once)."""
+        """Index and weight tensors on the device and dtype of ``like`` (made once, outside
+        inference mode: an evaluation under ``torch.inference_mode`` may come first, and
+        inference tensors cannot take part in a later training step's autograd)."""
         key = (like.device, like.dtype)
         if key not in self._cache:
-            def tensor(values, dtype=torch.long):
-                return torch.tensor(values, dtype=dtype, device=like.device)
-            in_order = self._base_order == sorted(self._base_order)
-            order = self._base_order + self._penalty_order
-            self._cache[key] = {
-                "order": None if order == list(range(len(self.names))) else tensor(order),
-                "inverse": None if in_order else tensor(
-                    [self._base_order.index(e) for e in range(len(self.names))]),
-                "penalty_order": tensor(self._penalty_order),
-                "alphas": [tensor(group.alphas, like.dtype) for group in self._penalty_groups],
-                "base_params": [self._params(group, like) for group in self._base_groups],
-                "penalty_params": [self._params(group, like) for group in self._penalty_groups],
-            }
+            with torch.inference_mode(False):
+                self._cache[key] = self._make_indices(like)
         return self._cache[key]
+
+    def _make_indices(self, like: Tensor) -> dict:
+        def tensor(values, dtype=torch.long):
+            return torch.tensor(values, dtype=dtype, device=like.device)
+
+        in_order = self._base_order == sorted(self._base_order)
+        order = self._base_order + self._penalty_order
+        return {
+            "order": None if order == list(range(len(self.names))) else tensor(order),
+            "inverse": None if in_order else tensor(
+                [self._base_order.index(e) for e in range(len(self.names))]),
+            "penalty_order": tensor(self._penalty_order),
+            "alphas": [tensor(group.alphas, like.dtype) for group in self._penalty_groups],
+            "base_params": [self._params(group, like) for group in self._base_groups],
+            "penalty_params": [self._params(group, like) for group in self._penalty_groups],
+        }
 
     @staticmethod
     def _params(group: _Group, like: Tensor) -> dict:

@@ -277,3 +277,13 @@ def test_estimators_that_differ_in_tensor_parameters_share_a_call_and_equal_each
             torch.testing.assert_close(getattr(result, field)[index], value, rtol=1e-12,
                                        atol=1e-12, msg=f"{index}.{field}")
         torch.testing.assert_close(scores.grad[index], single_scores.grad, rtol=1e-10, atol=1e-12)
+
+
+def test_a_stacked_bound_first_called_in_inference_mode_still_trains():
+    bound = stack_bounds(["mine", "remine", "nwj"])
+    positive, negative = paired_masks(8)
+    with torch.inference_mode():  # e.g. an evaluation before the first training step
+        bound(torch.randn(3, 8, 8), positive, negative)
+    scores = torch.randn(3, 8, 8, requires_grad=True)
+    bound(scores, positive, negative).loss.sum().backward()
+    assert scores.grad is not None and bool(scores.grad.abs().sum() > 0)
