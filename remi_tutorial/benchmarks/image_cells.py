@@ -317,8 +317,9 @@ def training_throughput(
     optimizer = make_adam(model.trainee.parameters(), config.lr)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        train(model.trainee, model.objective, batches, steps=warmup, optimizer=optimizer,
-              progress=False)
+        if warmup:
+            train(model.trainee, model.objective, batches, steps=warmup, optimizer=optimizer,
+                  progress=False)
         _synchronize(device)
         start = time.perf_counter()
         train(model.trainee, model.objective, lambda step: batches(warmup + step), steps=steps,
