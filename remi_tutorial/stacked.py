@@ -167,12 +167,14 @@ class StackedSeparableCritic(nn.Module):
 LOOP_ABOVE_BYTES = 2 * 2**20
 """On a CPU, :class:`StackedConcatCritic` runs its pair layers one estimator at a time when
 the activations of one such layer for all estimators, ``E x N x M x H`` numbers, exceed
-this many bytes (about a core's L2 cache), and batched below. Measured on the machine that
-wrote this (AMD EPYC, 2 MB of L2 per core, one thread; twelve critics, two hidden layers of
-width ``H``): batched was 1.1-1.7x faster up to 1.8 MB of activations (``N = M <= 24`` at
+this many bytes, and batched below. The limit lies between the largest size measured
+faster batched and the smallest measured faster looped on the machine that wrote this (AMD
+EPYC, 1 MB of L2 cache per core, one thread; twelve critics, two hidden layers of width
+``H``): batched was 1.1-1.7x faster up to 1.8 MB of activations (``N = M <= 24`` at
 ``H = 64``, ``N = M <= 8`` at ``H = 256``) and looped 1.2-1.9x faster from 3.1 MB on
 (``N = M >= 16`` at ``H = 256``, the paper's ``N = M = 64`` included).
-``scripts/bench_gaussian.py`` measures both at the paper's size."""
+``scripts/bench_gaussian.py`` measures both at the paper's size and the default at smaller
+batches."""
 
 
 class StackedConcatCritic(nn.Module):
