@@ -188,7 +188,9 @@ def test_a_compiled_run_trains_like_the_eager_run(monkeypatch):
         return lambda *args: calls.append(1) or compiled(*args)
 
     monkeypatch.setattr(torch, "compile", counting_compile)
-    compiled_critic, compiled = stacked_run(compile=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compiler that fails: say so here
+        compiled_critic, compiled = stacked_run(compile=True)
     assert len(calls) == 11  # every step but the first, which checks its inputs eagerly
     # the same float64 arithmetic, fused differently: equal up to rounding, step after step
     torch.testing.assert_close(compiled.history.to_numpy(), eager.history.to_numpy(),
