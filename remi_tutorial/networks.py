@@ -62,8 +62,9 @@ class ResNet18(nn.Module):
     * ``stem="imagenet"``: the authors' pipeline: every image is upsampled (bilinear) to
       224x224 and goes through the ImageNet stem (7x7 stride-2 convolution, 3x3 max-pool);
       the last feature map is 7x7. 49 times the pixels of a 32x32 image; about 3.3 times
-      the arithmetic (forward FLOPs per image, 3.63 vs 1.11 GFLOP) of the ``"cifar"`` stem, because that stem keeps 32x32 maps where the
-      ImageNet one shrinks 224x224 to 56x56 (``scripts/bench_images.py`` measures both).
+      the arithmetic (forward FLOPs per image, 3.63 vs 1.11 GFLOP) of the ``"cifar"`` stem,
+      because that stem keeps 32x32 maps where the ImageNet one shrinks 224x224 to 56x56
+      (``scripts/bench_images.py`` measures both).
 
     Initialised as ``torchvision.models.resnet18``.
 

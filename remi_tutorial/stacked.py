@@ -166,12 +166,12 @@ class StackedSeparableCritic(nn.Module):
 
 LOOP_ABOVE_BYTES = 2 * 2**20
 """On a CPU, :class:`StackedConcatCritic` runs its pair layers one estimator at a time when
-the activations of one such layer for all estimators, ``E x N x M x H`` numbers, exceed
-this many bytes, and batched below. The limit lies between the largest size measured
+the activations of its widest pair layer for all estimators, ``E x N x M x H`` numbers,
+exceed this many bytes, and batched below. The limit lies between the largest size measured
 faster batched and the smallest measured faster looped on the machine that wrote this (AMD
-EPYC, 1 MB of L2 cache per core, one thread; twelve critics, two hidden layers of width
-``H``): batched was 1.1-1.7x faster up to 1.8 MB of activations (``N = M <= 24`` at
-``H = 64``, ``N = M <= 8`` at ``H = 256``) and looped 1.2-1.9x faster from 3.1 MB on
+EPYC, 1 MiB of L2 cache per core, one thread; twelve critics, two hidden layers of width
+``H``): batched was 1.1-1.7x faster up to 1.7 MiB of activations (``N = M <= 24`` at
+``H = 64``, ``N = M <= 8`` at ``H = 256``) and looped 1.2-1.9x faster from 3 MiB on
 (``N = M >= 16`` at ``H = 256``, the paper's ``N = M = 64`` included).
 ``scripts/bench_gaussian.py`` measures both at the paper's size and the default at smaller
 batches."""
@@ -224,7 +224,7 @@ class StackedConcatCritic(nn.Module):
         """Whether scoring ``rows x columns`` pairs on ``device`` runs the looped way."""
         if self.loop_estimators is not None:
             return self.loop_estimators
-        width = self.first_x.shape[2]
+        width = max(self.first_x.shape[2], *self.rest.widths[1:-1])  # the widest pair layer
         activation_bytes = self.num_estimators * rows * columns * width * dtype.itemsize
         return torch.device(device).type == "cpu" and activation_bytes > LOOP_ABOVE_BYTES
 

@@ -189,6 +189,13 @@ class _Frozen:
                     tensor.index_copy_(0, self.index, value)
 
 
+# torch.compile keeps at most ``recompile_limit`` (8) compiled versions of one function and
+# quietly runs the others eagerly; every run's compiled function is ``_Evaluation._evaluate``,
+# and each bound, critic shape or batch shape needs a version of its own (the twelve bounds
+# trained one after another need twelve), so compiled runs get this many.
+RECOMPILE_LIMIT = 256
+
+
 class _Evaluation:
     """``batch -> bound(critic(*batch.inputs), batch.positive, batch.negative)``, eager or
     compiled with ``torch.compile``.
@@ -208,7 +215,8 @@ class _Evaluation:
             # True: CUDA graphs on a GPU (launch overhead gone), inductor's kernels elsewhere
             mode = compile if isinstance(compile, str) else (
                 "reduce-overhead" if device.type == "cuda" else "default")
-            self.cuda_graphs = mode == "reduce-overhead" and device.type == "cuda"
+            self.cuda_graphs = device.type == "cuda" and mode in ("reduce-overhead",
+                                                                  "max-autotune")
             self.compiled = torch.compile(self._evaluate, mode=mode, dynamic=False)
 
     def _evaluate(self, inputs: tuple, positive, negative) -> Bound:
@@ -222,11 +230,12 @@ class _Evaluation:
             if self.cuda_graphs:
                 # the previous step's outputs have been copied out: the graph may reuse them
                 torch.compiler.cudagraph_mark_step_begin()
-            return self.compiled(batch.inputs, batch.positive, batch.negative)
+            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                return self.compiled(batch.inputs, batch.positive, batch.negative)
         except torch._dynamo.exc.TorchDynamoException as error:
-            warnings.warn(f"torch.compile failed ({type(error).__name__}: "
-                          f"{str(error).strip().splitlines()[0]}); training eagerly",
-                          RuntimeWarning, stacklevel=4)
+            reason = (str(error).strip().splitlines() or ["no message"])[0]
+            warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); "
+                          "training eagerly", RuntimeWarning, stacklevel=4)
             self.compiled = None
             return self(batch, check=False)
 

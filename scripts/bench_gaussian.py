@@ -40,6 +40,8 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -83,12 +85,13 @@ def default_strategy(kind: str, device: torch.device, batch: int = BATCH) -> str
     return "batched"
 
 
-def concat_batch_sweep(batches: list[int], rounds: int) -> None:
+def concat_batch_sweep(batches: list[int], concat_steps: int, rounds: int) -> None:
     """The concat critic's default stacking vs one critic after another, at smaller batches
-    (each timed for about the same number of pairs as ``--concat-steps`` at batch 64)."""
-    print("  smaller batches, the default stacking vs one after another:")
+    (each timed for about as many pairs as ``concat_steps`` steps at batch 64)."""
+    if batches:
+        print("  smaller batches, the default stacking vs one after another:")
     for batch in batches:
-        steps = max(3, round(10 * (BATCH / batch) ** 2))
+        steps = max(3, round(concat_steps * (BATCH / batch) ** 2))
         strategy = default_strategy("concat", torch.device("cpu"), batch)
         stack = STRATEGIES["concat"][strategy][0]
         sequential = max(sequential_rate("concat", steps, batch) for _ in range(rounds))
@@ -149,22 +152,37 @@ def sequential_rate(kind: str, steps: int, batch: int = BATCH) -> float:
     return len(NAMES) * steps / (time.perf_counter() - start)
 
 
+class CompileFailed(RuntimeError):
+    """``train(compile=...)`` fell back to eager training: its rate is not a compiled rate."""
+
+
 def batched_rate(kind: str, stack, compile: bool | str, steps: int,
                  device: torch.device, batch: int = BATCH) -> tuple[float, float]:
     """Estimator-steps per second with the twelve trained at once, stacked by ``stack``, and
-    the seconds the untimed warm-up took (with ``compile``: mostly compiling)."""
+    the seconds the untimed warm-up took (with ``compile``: mostly compiling). The timed
+    call's first step runs eagerly, as every run's first step does (the bounds check it).
+
+    Raises:
+        CompileFailed: if ``compile`` was asked for and compiling failed.
+    """
     stacked = stack([make_critic(kind, DIM) for _ in NAMES]).to(device)
     bound, adam = stack_bounds(NAMES, PARAMS), optimizer(stacked)
-    start = time.perf_counter()
-    train(stacked, bound, stream(device, batch), steps=3, optimizer=adam, progress=False,
-          compile=compile)
-    synchronize(device)
-    warm_up = time.perf_counter() - start
-    start = time.perf_counter()
-    train(stacked, bound, stream(device, batch), steps=steps, optimizer=adam, progress=False,
-          compile=compile)
-    synchronize(device)
-    return len(NAMES) * steps / (time.perf_counter() - start), warm_up
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        start = time.perf_counter()
+        train(stacked, bound, stream(device, batch), steps=3, optimizer=adam, progress=False,
+              compile=compile)
+        synchronize(device)
+        warm_up = time.perf_counter() - start
+        start = time.perf_counter()
+        train(stacked, bound, stream(device, batch), steps=steps, optimizer=adam,
+              progress=False, compile=compile)
+        synchronize(device)
+        rate = len(NAMES) * steps / (time.perf_counter() - start)
+    failures = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
+    if failures:
+        raise CompileFailed(failures[0])
+    return rate, warm_up
 
 
 def bound_step_seconds(evaluate, repeats: int = 300) -> float:
@@ -201,25 +219,32 @@ def torch_mist_rates(python: str | None, steps: int, threads: int) -> dict | str
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def print_rates(kind: str, flops: int, rates: dict, reference: float, sequential: float | None,
-                warm_ups: dict, default: str, matmul: str) -> None:
-    print(f"\n{kind} critic: {flops / 1e6:.1f} MFLOP per estimator-step (forward + backward)")
-    for label, rate in rates.items():
-        achieved = rate * flops
-        notes = []
-        if label == default:
-            notes.append("the default at this size")
-        if label in warm_ups:
-            notes.append(f"compiled in {warm_ups[label]:.0f} s, untimed")
-        speed_up = f"{rate / sequential:5.2f}x sequential; " if sequential else ""
-        print(f"  {label:<26} {rate:8.1f} est-steps/s  {speed_up}{achieved / 1e9:7.1f} GFLOP/s = "
-              f"{achieved / reference:4.0%} of the {matmul}; paper-size twelve "
-              f"{PAPER_STEPS * len(NAMES) / rate / 60:6.1f} min"
-              + (f"  ({'; '.join(notes)})" if notes else ""))
+def print_header(kind: str, flops: int) -> None:
+    print(f"\n{kind} critic: {flops / 1e6:.1f} MFLOP per estimator-step (forward + backward)",
+          flush=True)
+
+
+def print_row(label: str, rate: float, flops: int, reference: float, matmul: str,
+              sequential: float | None = None, notes: Sequence[str] = ()) -> None:
+    """One strategy's rate, its FLOP/s as a fraction of ``reference``, and the time of a
+    paper-size run of the twelve."""
+    achieved = rate * flops
+    speed_up = f"{rate / sequential:5.2f}x sequential; " if sequential else ""
+    print(f"  {label:<26} {rate:8.1f} est-steps/s  {speed_up}{achieved / 1e9:7.1f} GFLOP/s = "
+          f"{achieved / reference:4.0%} of the {matmul}; paper-size twelve "
+          f"{PAPER_STEPS * len(NAMES) / rate / 60:6.1f} min"
+          + (f"  ({'; '.join(notes)})" if notes else ""), flush=True)
+
+
+def notes_for(label: str, default: str, warm_ups: dict) -> list[str]:
+    notes = ["the default at this size"] if label == default else []
+    if label in warm_ups:
+        notes.append(f"compiled in {warm_ups[label]:.0f} s, untimed")
+    return notes
 
 
 def cpu_section(args) -> dict:
-    """Time every strategy on the CPU; returns kind -> (flops, label -> best rate)."""
+    """Time every strategy on the CPU; returns kind -> (flops, label -> best rate, reference)."""
     cpu = torch.device("cpu")
     # The machine may be shared: measure the reference around every timing and keep the
     # fastest, so that "% of the matmul" is never flattered by a slow reference.
@@ -228,32 +253,43 @@ def cpu_section(args) -> dict:
     results = {}
     for kind in ("separable", "concat"):
         timings = {"sequential": [], **{label: [] for label in STRATEGIES[kind]}}
-        warm_ups = {}
+        warm_ups, failed = {}, {}
         for _ in range(args.rounds):  # alternate, and keep each one's best round
             timings["sequential"].append(sequential_rate(kind, steps[kind]))
             for label, (stack, compile) in STRATEGIES[kind].items():
-                rate, warm_up = batched_rate(kind, stack, compile, steps[kind], cpu)
+                if label in failed:
+                    continue
+                try:
+                    rate, warm_up = batched_rate(kind, stack, compile, steps[kind], cpu)
+                except CompileFailed as error:
+                    failed[label] = str(error)
+                    continue
                 timings[label].append(rate)
                 if compile:
                     warm_ups[label] = max(warm_ups.get(label, 0.0), warm_up)
             references.append(matmul_flops_per_second(cpu))
-        results[kind] = (flops_per_estimator_step(kind),
-                         {label: max(values) for label, values in timings.items()}, warm_ups)
+        best = {label: max(values) for label, values in timings.items() if values}
+        results[kind] = (flops_per_estimator_step(kind), best, warm_ups, failed)
     reference = max(references)
     print(f"plain 1024x1024 fp32 matmul: {reference / 1e9:.1f} GFLOP/s (the fastest of "
           f"{len(references)} measurements around the timings; slowest "
           f"{min(references) / 1e9:.1f})")
-    for kind, (flops, best, warm_ups) in results.items():
+    for kind, (flops, best, warm_ups, failed) in results.items():
         default = default_strategy(kind, cpu)
-        print_rates(kind, flops, best, reference, best["sequential"], warm_ups, default, "matmul")
+        print_header(kind, flops)
+        for label, rate in best.items():
+            print_row(label, rate, flops, reference, "matmul", best["sequential"],
+                      notes_for(label, default, warm_ups))
+        for label, reason in failed.items():
+            print(f"  {label:<26} not measured: {reason}")
         if kind == "concat":
-            width = 256
-            megabytes = len(NAMES) * BATCH * BATCH * width * 4 / 2**20
+            width = max(GaussianBenchmarkConfig().hidden_dims)
+            mebibytes = len(NAMES) * BATCH * BATCH * width * 4 / 2**20
             print(f"  the default loops on a CPU above {LOOP_ABOVE_BYTES / 2**20:.0f} MiB of pair "
                   f"activations; here {len(NAMES)} x {BATCH} x {BATCH} x {width} floats = "
-                  f"{megabytes:.0f} MiB")
-            concat_batch_sweep(args.concat_batches, args.rounds)
-    return {kind: (flops, best, reference) for kind, (flops, best, _) in results.items()}
+                  f"{mebibytes:.0f} MiB")
+            concat_batch_sweep(args.concat_batches, args.concat_steps, args.rounds)
+    return {kind: (flops, best, reference) for kind, (flops, best, _, _) in results.items()}
 
 
 def gpu_section(args) -> None:
@@ -271,28 +307,31 @@ def gpu_section(args) -> None:
     fp32, tf32 = (max(values) for values in references.values())
     print(f"\nGPU: {torch.cuda.get_device_name(gpu)}; 8192x8192 matmul {fp32 / 1e12:.1f} TFLOP/s "
           f"fp32, {tf32 / 1e12:.1f} TFLOP/s TF32 (training runs in fp32, TF32 "
-          f"{'on' if previous else 'off'})")
+          f"{'on' if previous else 'off'})", flush=True)
     variants = {"eager": False, "compiled": "default", "CUDA graphs": "reduce-overhead"}
     for kind in ("separable", "concat"):
-        kind_flops = flops_per_estimator_step(kind)
+        flops = flops_per_estimator_step(kind)
         stack = StackedSeparableCritic if kind == "separable" else functools.partial(
             StackedConcatCritic, loop_estimators=False)
-        rates, warm_ups = {}, {}
-        for label, compile in variants.items():
-            best = []
-            for _ in range(args.rounds):
-                rate, warm_up = batched_rate(kind, stack, compile, args.gpu_steps, gpu)
-                best.append(rate)
-                if compile:
-                    warm_ups[f"batched, {label}"] = max(warm_ups.get(f"batched, {label}", 0.0),
-                                                        warm_up)
-            rates[f"batched, {label}"] = max(best)
-        print_rates(kind, kind_flops, rates, fp32, None, warm_ups, "batched, eager",
-                    "fp32 matmul")
-        fastest = max(rates.values())
-        print(f"  fastest: {fastest * kind_flops / tf32:.0%} of the TF32 matmul; the paper-size "
-              f"twelve ({PAPER_STEPS * len(NAMES) * kind_flops / 1e12:.0f} TFLOP) in "
-              f"{PAPER_STEPS * len(NAMES) / fastest:.0f} s")
+        print_header(kind, flops)
+        fastest = 0.0
+        for variant, compile in variants.items():
+            label = f"batched, {variant}"
+            try:
+                timed = [batched_rate(kind, stack, compile, args.gpu_steps, gpu)
+                         for _ in range(args.rounds)]
+            except CompileFailed as error:
+                print(f"  {label:<26} not measured: {error}", flush=True)
+                continue
+            rate = max(rate for rate, _ in timed)
+            warm_ups = {label: max(warm_up for _, warm_up in timed)} if compile else {}
+            print_row(label, rate, flops, fp32, "fp32 matmul",
+                      notes=notes_for(label, "batched, eager", warm_ups))
+            fastest = max(fastest, rate)
+        if fastest:
+            print(f"  fastest: {fastest * flops / tf32:.0%} of the TF32 matmul; the paper-size "
+                  f"twelve ({PAPER_STEPS * len(NAMES) * flops / 1e12:.0f} TFLOP) in "
+                  f"{PAPER_STEPS * len(NAMES) / fastest:.0f} s", flush=True)
 
 
 def main() -> None:

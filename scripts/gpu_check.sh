@@ -124,6 +124,11 @@ run_stage() {
     show_output "$work/stage.out"
     progress=$(tr '\r' '\n' <"$work/stage.out" | grep 'it/s' | tail -n 1)
     ended "$rc" "$limit" $((SECONDS - start))
+    if grep -q "torch.compile failed" "$work/stage.out"; then
+        # train(compile=...) fell back to eager training: the stage did not test what it says
+        failures=$((failures + 1))
+        status="$status, but FAILED to compile (torch.compile failed: see check.log)"
+    fi
     note "$name: $status${progress:+ (last progress: ${progress})}"
 }
 
@@ -220,7 +225,7 @@ for critic in separable concat; do
         --seeds 0 --device cuda --compile --out "$out_dir/gaussian_$critic.parquet"
 done
 seconds=$(grep -hE '^(separable|concat): [0-9.]+ s$' "$log" | paste -sd ' ' -)
-note "gaussian wall times (20,000 steps): ${seconds:-none}"
+note "gaussian wall times (20,000 steps, compiling included): ${seconds:-none}"
 
 # --------------------------------------------------------------------------- 5. bench
 run_stage "bench (scripts/bench_gaussian.py --gpu-only)" "$BENCH_TIMEOUT" \

@@ -273,3 +273,28 @@ def test_a_diverging_estimator_of_the_batched_run_stops_alone(tiny_run, monkeypa
     survivors = batched[batched.estimator != "nwj"].reset_index(drop=True)
     expected = sequential[sequential.estimator != "nwj"].reset_index(drop=True)
     np.testing.assert_allclose(survivors.mi, expected.mi, rtol=0, atol=1e-12)
+
+
+def test_a_compiled_run_reaches_train_and_falls_back_to_the_eager_numbers(tiny_gaussian,
+                                                                          monkeypatch):
+    """``compile`` goes through to every training run; a compiler that fails leaves the
+    numbers of the eager run, with a warning."""
+    modes = []
+
+    def failing_compile(function, *, mode, dynamic):
+        modes.append(mode)
+
+        def compiled(*args):
+            raise torch._dynamo.exc.TorchDynamoException("no working C++ compiler")
+
+        return compiled
+
+    for batched in (True, False):
+        config = dataclasses.replace(tiny_gaussian, estimators="mine,nwj", batched=batched)
+        eager = run_gaussian_benchmark(config, progress=False)
+        with monkeypatch.context() as patch:
+            patch.setattr(torch, "compile", failing_compile)
+            with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+                table = run_gaussian_benchmark(config, progress=False, compile=True)
+        pd.testing.assert_frame_equal(table, eager, check_exact=True)
+    assert modes == ["default"] * 3  # one stacked run, then one run per estimator

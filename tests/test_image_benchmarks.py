@@ -510,12 +510,15 @@ def test_a_channels_last_training_step_computes_the_plain_steps_loss(monkeypatch
 
 def test_a_throughput_without_warm_up_times_its_steps_alone():
     convolutions = []
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(
-        lambda module, inputs: convolutions.append(1) if isinstance(module, torch.nn.Conv2d) else None)
+
+    def count(module, inputs):
+        if isinstance(module, torch.nn.Conv2d):
+            convolutions.append(module)
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
     try:
-        rate = training_throughput(tiny_config(), image_shape=(3, 8, 8), steps=2, warmup=0,
-                                   device="cpu")
+        training_throughput(tiny_config(), image_shape=(3, 8, 8), steps=2, warmup=0,
+                            device="cpu")
     finally:
         handle.remove()
-    assert rate > 0
     assert len(convolutions) == 2 * 3  # two timed steps of SmallConvNet's three convolutions

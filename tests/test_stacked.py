@@ -287,3 +287,10 @@ def test_a_stacked_bound_first_called_in_inference_mode_still_trains():
     scores = torch.randn(3, 8, 8, requires_grad=True)
     bound(scores, positive, negative).loss.sum().backward()
     assert scores.grad is not None and bool(scores.grad.abs().sum() > 0)
+
+
+def test_concat_critic_sizes_its_pair_activations_by_its_widest_layer():
+    narrow_then_wide = StackedConcatCritic([ConcatCritic(3, 2, hidden_dims=(4, 64))
+                                            for _ in range(4)])
+    # 4 x 64 x 64 pairs x 64 wide x 4 bytes = 4 MiB in the second layer, 0.25 MiB in the first
+    assert narrow_then_wide.loops(64, 64, torch.device("cpu"), torch.float32)

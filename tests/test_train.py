@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from remi_tutorial.bounds import get_bound
+from remi_tutorial.bounds import BOUND_NAMES, get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
 from remi_tutorial.stacked import StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
@@ -164,7 +164,6 @@ def test_make_adam_takes_a_parameter_iterator_and_its_learning_rate():
     assert len(optimizer.param_groups[0]["params"]) == len(list(critic.parameters()))
 
 
-
 def stacked_run(compile, steps=12):
     """Three estimators with their own bounds and weights, trained stacked in float64."""
     torch.manual_seed(0)
@@ -188,10 +187,14 @@ def test_a_compiled_run_trains_like_the_eager_run(monkeypatch):
         return lambda *args: calls.append(1) or compiled(*args)
 
     monkeypatch.setattr(torch, "compile", counting_compile)
+    torch._dynamo.reset()  # forget what other tests compiled: this run must compile its own
+    frames = torch._dynamo.utils.counters["frames"]
+    compiled_before = frames["ok"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # a compiler that fails: say so here
         compiled_critic, compiled = stacked_run(compile=True)
     assert len(calls) == 11  # every step but the first, which checks its inputs eagerly
+    assert frames["ok"] > compiled_before  # compiled, not run eagerly by torch.compile
     # the same float64 arithmetic, fused differently: equal up to rounding, step after step
     torch.testing.assert_close(compiled.history.to_numpy(), eager.history.to_numpy(),
                                rtol=1e-9, atol=1e-9)
@@ -223,6 +226,23 @@ def test_a_run_whose_compilation_fails_warns_and_trains_eagerly(monkeypatch):
         _, fallback = stacked_run(compile=True)
     assert fallback.history.equals(eager.history)
     assert failing.modes == ["default"]  # on a CPU: inductor's default mode, no CUDA graphs
+
+
+def test_every_run_of_a_sequence_of_compiled_runs_is_compiled(monkeypatch):
+    """Each bound needs a compiled version of its own: the twelve trained one after another
+    need more than torch.compile keeps by default (8), past which it runs them eagerly."""
+    real_compile = torch.compile
+    monkeypatch.setattr(  # dynamo's tracing without inductor's code generation: fast
+        torch, "compile", lambda function, mode, dynamic: real_compile(function, backend="eager",
+                                                                      dynamic=dynamic))
+    torch._dynamo.reset()
+    frames = torch._dynamo.utils.counters["frames"]
+    compiled_before = frames["ok"]
+    for name in BOUND_NAMES:
+        critic = SeparableCritic(2, 2, hidden_dims=(4,), embed_dim=2)
+        train(critic, get_bound(name), gaussian_batches(2, 8, 1.0, seed=0), steps=3,
+              progress=False, compile=True)
+    assert frames["ok"] - compiled_before >= len(BOUND_NAMES)  # a compiled frame per bound
 
 
 def test_compile_takes_a_torch_compile_mode(monkeypatch):

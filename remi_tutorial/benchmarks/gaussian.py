@@ -455,7 +455,9 @@ class GaussianCellJob:
             ``"cpu"``, ``"cuda"``, ...
         threads: torch's CPU threads.
         progress: show a progress bar.
-        compile: compile each training step (see :func:`run_gaussian_benchmark`).
+        compile: compile each training step (see :func:`run_gaussian_benchmark`). It is not
+            part of a cell's file name: a compiled run skips the cells an eager one finished,
+            whose numbers differ only in the last digits.
     """
 
     folder: str
