@@ -192,7 +192,7 @@ class _Frozen:
 # torch.compile keeps at most ``recompile_limit`` (8) compiled versions of one function and
 # quietly runs the others eagerly; every run's compiled function is ``_Evaluation._evaluate``,
 # and each bound, critic shape or batch shape needs a version of its own (the twelve bounds
-# trained one after another need twelve), so compiled runs get this many.
+# trained one after another need twelve), so a compiled run raises the limit to this.
 RECOMPILE_LIMIT = 256
 
 
@@ -217,6 +217,8 @@ class _Evaluation:
                 "reduce-overhead" if device.type == "cuda" else "default")
             self.cuda_graphs = device.type == "cuda" and mode in ("reduce-overhead",
                                                                   "max-autotune")
+            config = torch._dynamo.config
+            config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
             self.compiled = torch.compile(self._evaluate, mode=mode, dynamic=False)
 
     def _evaluate(self, inputs: tuple, positive, negative) -> Bound:
@@ -230,8 +232,7 @@ class _Evaluation:
             if self.cuda_graphs:
                 # the previous step's outputs have been copied out: the graph may reuse them
                 torch.compiler.cudagraph_mark_step_begin()
-            with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                return self.compiled(batch.inputs, batch.positive, batch.negative)
+            return self.compiled(batch.inputs, batch.positive, batch.negative)
         except torch._dynamo.exc.TorchDynamoException as error:
             reason = (str(error).strip().splitlines() or ["no message"])[0]
             warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); "
