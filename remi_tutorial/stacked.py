@@ -224,7 +224,7 @@ class StackedConcatCritic(nn.Module):
         """Whether scoring ``rows x columns`` pairs on ``device`` runs the looped way."""
         if self.loop_estimators is not None:
             return self.loop_estimators
-        width = max(self.first_x.shape[2], *self.rest.widths[1:-1])  # the widest pair layer
+        width = max([self.first_x.shape[2], *self.rest.widths[1:-1]])  # the widest pair layer
         activation_bytes = self.num_estimators * rows * columns * width * dtype.itemsize
         return torch.device(device).type == "cpu" and activation_bytes > LOOP_ABOVE_BYTES
 

@@ -294,3 +294,9 @@ def test_concat_critic_sizes_its_pair_activations_by_its_widest_layer():
                                             for _ in range(4)])
     # 4 x 64 x 64 pairs x 64 wide x 4 bytes = 4 MiB in the second layer, 0.25 MiB in the first
     assert narrow_then_wide.loops(64, 64, torch.device("cpu"), torch.float32)
+
+
+def test_concat_critic_with_one_hidden_layer_sizes_its_pair_activations_by_it():
+    one_layer = StackedConcatCritic([ConcatCritic(3, 2, hidden_dims=(64,)) for _ in range(4)])
+    assert one_layer.loops(64, 64, torch.device("cpu"), torch.float32)  # 4 MiB
+    assert not one_layer.loops(8, 8, torch.device("cpu"), torch.float32)
