@@ -41,7 +41,8 @@ with warnings.catch_warnings():
 from .bounds import Bound
 from .tasks import Batch
 
-__all__ = ["TrainResult", "HISTORY_FIELDS", "train", "make_adam", "default_device"]
+__all__ = ["TrainResult", "HISTORY_FIELDS", "train", "make_adam", "default_device",
+           "CompileFailedWarning"]
 
 HISTORY_FIELDS: tuple[str, ...] = Bound._fields
 """The per-step columns ``train`` records besides ``step`` and ``true_mi``."""
@@ -189,6 +190,10 @@ class _Frozen:
                     tensor.index_copy_(0, self.index, value)
 
 
+class CompileFailedWarning(RuntimeWarning):
+    """:func:`train` was asked to compile, compiling failed, and the run went on eagerly."""
+
+
 # torch.compile keeps at most ``recompile_limit`` (8) compiled versions of one function and
 # quietly runs the others eagerly; every run's compiled function is ``_Evaluation._evaluate``,
 # and each bound, critic shape or batch shape needs a version of its own (the twelve bounds
@@ -221,13 +226,12 @@ class _Evaluation:
             config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
             self.compiled = torch.compile(self._evaluate, mode=mode, dynamic=False)
 
-    def _evaluate(self, inputs: tuple, positive, negative) -> Bound:
-        return self.bound(self.critic(*inputs), positive, negative, check=False)
+    def _evaluate(self, inputs: tuple, positive, negative, check: bool = False) -> Bound:
+        return self.bound(self.critic(*inputs), positive, negative, check=check)
 
     def __call__(self, batch: Batch, *, check: bool) -> Bound:
         if check or self.compiled is None:
-            return self.bound(self.critic(*batch.inputs), batch.positive, batch.negative,
-                              check=check)
+            return self._evaluate(batch.inputs, batch.positive, batch.negative, check)
         try:
             if self.cuda_graphs:
                 # the previous step's outputs have been copied out: the graph may reuse them
@@ -236,7 +240,7 @@ class _Evaluation:
         except torch._dynamo.exc.TorchDynamoException as error:
             reason = (str(error).strip().splitlines() or ["no message"])[0]
             warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); "
-                          "training eagerly", RuntimeWarning, stacklevel=4)
+                          "training eagerly", CompileFailedWarning, stacklevel=4)
             self.compiled = None
             return self(batch, check=False)
 
@@ -339,7 +343,8 @@ def train(
             operations, such as the stacked separable critic, and not for one whose time is
             in large matrix products, such as the concat critic on a CPU
             (``scripts/bench_gaussian.py`` measures both). The floats differ from an eager
-            run's in the last digits. If compiling fails, the run warns and goes on eagerly.
+            run's in the last digits. If compiling fails, the run warns
+            (:class:`CompileFailedWarning`) and goes on eagerly.
 
     Returns:
         :class:`TrainResult`. The critic is trained in place; after a divergence it holds

@@ -57,7 +57,7 @@ from remi_tutorial.stacked import (
     stacked_critic,
 )
 from remi_tutorial.tasks import gaussian_batches, paired_masks
-from remi_tutorial.train import make_adam, train
+from remi_tutorial.train import CompileFailedWarning, make_adam, train
 
 DIM, BATCH, LR, PAPER_STEPS = 20, 64, 5e-4, 20_000
 NAMES = list(BOUND_NAMES)
@@ -179,7 +179,7 @@ def batched_rate(kind: str, stack, compile: bool | str, steps: int,
               progress=False, compile=compile)
         synchronize(device)
         rate = len(NAMES) * steps / (time.perf_counter() - start)
-    failures = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
+    failures = [str(w.message) for w in caught if issubclass(w.category, CompileFailedWarning)]
     if failures:
         raise CompileFailed(failures[0])
     return rate, warm_up

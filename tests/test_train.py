@@ -8,7 +8,7 @@ from remi_tutorial.bounds import BOUND_NAMES, get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
 from remi_tutorial.stacked import StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import Batch, gaussian_batches, paired_masks
-from remi_tutorial.train import make_adam, train
+from remi_tutorial.train import CompileFailedWarning, make_adam, train
 
 from helpers import ExplodingCritic
 
@@ -222,7 +222,7 @@ def test_a_run_whose_compilation_fails_warns_and_trains_eagerly(monkeypatch):
     _, eager = stacked_run(compile=False)
     failing = FailingCompile()
     monkeypatch.setattr(torch, "compile", failing)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed .*training eagerly"):
+    with pytest.warns(CompileFailedWarning, match="torch.compile failed .*training eagerly"):
         _, fallback = stacked_run(compile=True)
     assert fallback.history.equals(eager.history)
     assert failing.modes == ["default"]  # on a CPU: inductor's default mode, no CUDA graphs
@@ -248,6 +248,6 @@ def test_every_run_of_a_sequence_of_compiled_runs_is_compiled(monkeypatch):
 def test_compile_takes_a_torch_compile_mode(monkeypatch):
     failing = FailingCompile()
     monkeypatch.setattr(torch, "compile", failing)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+    with pytest.warns(CompileFailedWarning, match="torch.compile failed"):
         stacked_run(compile="max-autotune-no-cudagraphs", steps=3)
     assert failing.modes == ["max-autotune-no-cudagraphs"]
