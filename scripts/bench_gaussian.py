@@ -63,6 +63,8 @@ from remi_tutorial.stacked import (
 from remi_tutorial.tasks import gaussian_batches, paired_masks
 from remi_tutorial.train import CompileFailedWarning, make_adam, train
 
+from machine import device_name
+
 DIM, BATCH, LR, PAPER_STEPS = 20, 64, 5e-4, 20_000
 NAMES = list(BOUND_NAMES)
 PARAMS = GaussianBenchmarkConfig().bound_params()
@@ -416,7 +418,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    print(f"machine: {device_name(torch.device('cpu'))} ({platform.machine()}, "
+          f"{torch.backends.cpu.get_cpu_capability()}), {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}")

@@ -26,9 +26,7 @@ on one core of an AMD EPYC) and about three with it.
 from __future__ import annotations
 
 import argparse
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,6 +37,8 @@ from remi_tutorial.benchmarks.supervised import SUPERVISED
 from remi_tutorial.critics import ImageCritic
 from remi_tutorial.networks import ResNet18
 from remi_tutorial.train import default_device
+
+from machine import device_name
 
 CIFAR10_TRAIN_IMAGES = 50_000
 STEMS = {"cifar": "32x32", "imagenet": "224x224"}
@@ -80,18 +80,6 @@ def forward_gflops(stem: str) -> float:
     with counter, torch.no_grad():
         critic(torch.zeros(1, 3, 32, 32))
     return counter.get_total_flops() / 1e9
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model name (``/proc/cpuinfo``, else the architecture)."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.machine()
 
 
 def cpu_runs_bfloat16(device: torch.device) -> bool:

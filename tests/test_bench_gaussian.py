@@ -1,6 +1,7 @@
 """scripts/bench_gaussian.py: the step floor sees every matrix product the FLOP counter counts."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -10,8 +11,9 @@ from remi_tutorial.benchmarks.gaussian import make_critic
 from remi_tutorial.stacked import StackedConcatCritic, StackedSeparableCritic, stack_bounds
 from remi_tutorial.tasks import paired_masks
 
-_path = Path(__file__).resolve().parents[1] / "scripts" / "bench_gaussian.py"
-_spec = importlib.util.spec_from_file_location("bench_gaussian", _path)
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # as when the script runs: its folder holds machine.py
+_spec = importlib.util.spec_from_file_location("bench_gaussian", SCRIPTS / "bench_gaussian.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
