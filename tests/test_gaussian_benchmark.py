@@ -19,6 +19,7 @@ from remi_tutorial.benchmarks.gaussian import (
 from remi_tutorial.benchmarks.tables import load_table
 from remi_tutorial.bounds import BOUND_NAMES, bound_spec, get_bound
 from remi_tutorial.tasks import gaussian_batches, gaussian_mi, gaussian_rho
+from remi_tutorial.train import CompileFailedWarning
 from helpers import ExplodingStack
 
 matplotlib.use("Agg")
@@ -294,7 +295,7 @@ def test_a_compiled_run_reaches_train_and_falls_back_to_the_eager_numbers(tiny_g
         eager = run_gaussian_benchmark(config, progress=False)
         with monkeypatch.context() as patch:
             patch.setattr(torch, "compile", failing_compile)
-            with pytest.warns(RuntimeWarning, match="torch.compile failed"):
+            with pytest.warns(CompileFailedWarning, match="torch.compile failed"):
                 table = run_gaussian_benchmark(config, progress=False, compile=True)
         pd.testing.assert_frame_equal(table, eager, check_exact=True)
     assert modes == ["default"] * 3  # one stacked run, then one run per estimator
