@@ -7,11 +7,13 @@
 #   4. gaussian   the paper-size Gaussian twelve timed with the command line, separable
 #                 critic, then concat, each step compiled (--compile: CUDA graphs);
 #   5. bench      scripts/bench_gaussian.py --gpu-only: est-steps/s eager, compiled and in
-#                 CUDA graphs, as a fraction of the GPU's fp32 and TF32 matmul rates.
+#                 CUDA graphs, as a fraction of the GPU's fp32 and TF32 matmul rates;
+#   6. images     scripts/bench_images.py: ResNet-18's training images/s on the GPU, 32x32
+#                 vs 224x224, plain, channels-last and bfloat16 autocast.
 # Each stage runs under `timeout`; one that fails or times out is reported and the next
 # runs. Stage limits in seconds, overridable: MACHINE_TIMEOUT=20 TESTS_TIMEOUT=75
-# NOTEBOOKS_TIMEOUT=120 GAUSSIAN_TIMEOUT=120 (each critic) BENCH_TIMEOUT=120, and
-# TOTAL_TIMEOUT=520 for the whole: a stage gets at most the time that is left (a killed
+# NOTEBOOKS_TIMEOUT=120 GAUSSIAN_TIMEOUT=120 (each critic) BENCH_TIMEOUT=120
+# IMAGES_TIMEOUT=60, and TOTAL_TIMEOUT=520 for the whole: a stage gets at most the time that is left (a killed
 # stage gets 10 s more).
 #
 #   bash scripts/gpu_check.sh      # output in gpu_check_out/, or in $OUT when it is set
@@ -64,6 +66,7 @@ TESTS_TIMEOUT=${TESTS_TIMEOUT:-75}
 NOTEBOOKS_TIMEOUT=${NOTEBOOKS_TIMEOUT:-120}
 GAUSSIAN_TIMEOUT=${GAUSSIAN_TIMEOUT:-120}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+IMAGES_TIMEOUT=${IMAGES_TIMEOUT:-60}
 TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-520}
 deadline=$((SECONDS + TOTAL_TIMEOUT))
 
@@ -230,6 +233,11 @@ note "gaussian wall times (20,000 steps, compiling included): ${seconds:-none}"
 # --------------------------------------------------------------------------- 5. bench
 run_stage "bench (scripts/bench_gaussian.py --gpu-only)" "$BENCH_TIMEOUT" \
     "$py" scripts/bench_gaussian.py --gpu-only --rounds 1 --gpu-steps 300
+
+# --------------------------------------------------------------------------- 6. images
+# 200 timed steps: the CPU's default of 20 lasts a fraction of a second on a GPU.
+run_stage "images (scripts/bench_images.py on the GPU)" "$IMAGES_TIMEOUT" \
+    "$py" scripts/bench_images.py --device cuda --steps 200 --warmup 20
 
 say "=== summary"
 cat "$summary"
