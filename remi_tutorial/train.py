@@ -208,7 +208,7 @@ class _Evaluation:
     A batch evaluated with ``check=True`` (the first of a run) always runs eagerly, so the
     bound's value checks see it. The compiled function starts from the second batch; if
     compiling fails (no C++ compiler for the CPU, no Triton for a GPU), it warns once and
-    the run goes on eagerly.
+    the run goes on eagerly (:meth:`fall_back`).
     """
 
     def __init__(self, critic: nn.Module, bound: Callable[..., Bound], compile: bool | str):
@@ -238,11 +238,16 @@ class _Evaluation:
                 torch.compiler.cudagraph_mark_step_begin()
             return self.compiled(batch.inputs, batch.positive, batch.negative)
         except torch._dynamo.exc.TorchDynamoException as error:
-            reason = (str(error).strip().splitlines() or ["no message"])[0]
-            warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); "
-                          "training eagerly", CompileFailedWarning, stacklevel=4)
-            self.compiled = None
+            self.fall_back(error, stacklevel=5)
             return self(batch, check=False)
+
+    def fall_back(self, error: Exception, *, stacklevel: int) -> None:
+        """Warn that compiling failed with ``error`` and evaluate eagerly from now on;
+        ``stacklevel`` points the warning at the caller of :func:`train`."""
+        reason = (str(error).strip().splitlines() or ["no message"])[0]
+        warnings.warn(f"torch.compile failed ({type(error).__name__}: {reason}); "
+                      "training eagerly", CompileFailedWarning, stacklevel=stacklevel)
+        self.compiled = None
 
 
 def _training_step(
@@ -256,9 +261,16 @@ def _training_step(
     result = evaluate(batch, check=check)
     if optimizer is not None:
         optimizer.zero_grad(set_to_none=True)
-        # Estimators stacked along leading dimensions have separate parameters, so the
-        # gradient of the sum is each one's own gradient.
-        result.loss.sum().backward()
+        try:
+            # Estimators stacked along leading dimensions have separate parameters, so the
+            # gradient of the sum is each one's own gradient.
+            result.loss.sum().backward()
+        except torch._dynamo.exc.TorchDynamoException as error:
+            if evaluate.compiled is None:
+                raise
+            # torch.compile compiles the backward at its first call, outside _Evaluation
+            evaluate.fall_back(error, stacklevel=4)
+            return _training_step(evaluate, batch, optimizer, check=check)
         optimizer.step()
     return result
 

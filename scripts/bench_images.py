@@ -8,7 +8,8 @@ of 50,000 images) would take at that rate (an estimate from the measured rate, n
 measured cell); then how many times slower per image the 224x224 pipeline is, with the
 plain setting and with each pipeline's fastest one.
 
-The settings: ``plain`` (float32, default memory layout), ``channels-last`` (weights and
+The settings: ``plain`` (float32, default memory layout; on a GPU cuDNN's convolutions
+run float32 in TF32 by default, and the script says so), ``channels-last`` (weights and
 images stored channels-last), and where the device runs bfloat16 natively (a CUDA GPU of
 compute capability 8.0 or later, :func:`~remi_tutorial.benchmarks.image_config.amp_supported`,
 or a CPU with AVX-512 BF16 or AMX) ``autocast`` (bfloat16 autocast of the features) and
@@ -159,6 +160,11 @@ def main() -> None:
           "setting, on random CIFAR-shaped images")
     print("ResNet-18 forward arithmetic per image: " + ", ".join(
         f"{size} {forward_gflops(stem):.3f} GFLOP" for stem, size in STEMS.items()))
+    if device.type == "cuda":
+        print("float32 settings on this GPU: convolutions in TF32 where "
+              f"torch.backends.cudnn.allow_tf32 (here {torch.backends.cudnn.allow_tf32}), "
+              "matrix products where torch.backends.cuda.matmul.allow_tf32 (here "
+              f"{torch.backends.cuda.matmul.allow_tf32}); torch's defaults are True and False")
     refusal = autocast_refusal(device)
     if refusal:
         print(refusal)

@@ -2,26 +2,30 @@
 # The GPU check: on a machine with one CUDA GPU, in under 9 minutes and without internet,
 #   1. machine    the GPU, its compute capability, torch, CUDA and the driver;
 #   2. tests      pytest -m gpu (tests/test_gpu.py: CUDA computes what the CPU computes);
-#   3. notebooks  every book/*.ipynb under nbval, the device cells picking CUDA through
-#                 remi_tutorial.train.default_device() (one pytest per notebook, all at once);
-#   4. gaussian   the paper-size Gaussian twelve timed with the command line, separable
+#   3. gaussian   the paper-size Gaussian twelve timed with the command line, separable
 #                 critic, then concat, each step compiled (--compile: CUDA graphs);
-#   5. bench      scripts/bench_gaussian.py --gpu-only: est-steps/s eager, compiled and in
+#   4. bench      scripts/bench_gaussian.py --gpu-only: est-steps/s eager, compiled and in
 #                 CUDA graphs, as a fraction of the GPU's fp32 and TF32 matmul rates;
-#   6. images     scripts/bench_images.py: ResNet-18's training images/s on the GPU, 32x32
-#                 vs 224x224, plain, channels-last and bfloat16 autocast.
+#   5. images     scripts/bench_images.py: ResNet-18's training images/s on the GPU, 32x32
+#                 vs 224x224, plain, channels-last and bfloat16 autocast;
+#   6. notebooks  every book/*.ipynb under nbval, the device cells picking CUDA through
+#                 remi_tutorial.train.default_device() (one pytest per notebook, all at once).
 # Each stage runs under `timeout`; one that fails or times out is reported and the next
-# runs. Stage limits in seconds, overridable: MACHINE_TIMEOUT=20 TESTS_TIMEOUT=75
-# NOTEBOOKS_TIMEOUT=120 GAUSSIAN_TIMEOUT=120 (each critic) BENCH_TIMEOUT=120
-# IMAGES_TIMEOUT=60, and TOTAL_TIMEOUT=520 for the whole: a stage gets at most the time that is left (a killed
-# stage gets 10 s more).
+# runs. Stage limits in seconds, overridable: MACHINE_TIMEOUT=20 TESTS_TIMEOUT=150
+# GAUSSIAN_TIMEOUT=120 (each critic) BENCH_TIMEOUT=120 IMAGES_TIMEOUT=60
+# NOTEBOOKS_TIMEOUT=240, and TOTAL_TIMEOUT=520 for the whole: a stage gets at most the time
+# that is left (a killed stage gets 10 s more), so on a slow first run the last stages are
+# cut short or skipped. STAGES names the stages to run, in the order above (default: tests
+# gaussian bench images notebooks; the machine line is always printed): e.g. a second call
+# for what the first had no time for, STAGES="images notebooks".
 #
 #   bash scripts/gpu_check.sh      # output in gpu_check_out/, or in $OUT when it is set
 #
 # Output (8 files at most): summary.txt (machine line and one line per stage), check.log
 # (everything), gaussian_{separable,concat}.parquet and their .json (command, wall
 # seconds, environment). Exit status: 0 every stage passed; 1 a stage failed, timed out
-# or was skipped; 2 no CUDA GPU (checked first, before anything else).
+# or was skipped, or STAGES names an unknown stage; 2 no CUDA GPU (checked first, after
+# STAGES, before anything else).
 # Python: $PYTHON if set, else the first of python3 and .venv/bin/python whose torch
 # sees a CUDA GPU. The package is imported from this checkout (PYTHONPATH).
 #
@@ -44,6 +48,14 @@ set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
 
+STAGES=${STAGES:-tests gaussian bench images notebooks}
+for stage in $STAGES; do
+    case $stage in
+        tests | gaussian | bench | images | notebooks) ;;
+        *) echo "STAGES: unknown stage '$stage' (tests gaussian bench images notebooks)" >&2; exit 1 ;;
+    esac
+done
+
 sees_cuda() {
     command -v "$1" >/dev/null 2>&1 &&
         "$1" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1
@@ -62,11 +74,11 @@ if [[ -z $py ]]; then
 fi
 
 MACHINE_TIMEOUT=${MACHINE_TIMEOUT:-20}
-TESTS_TIMEOUT=${TESTS_TIMEOUT:-75}
-NOTEBOOKS_TIMEOUT=${NOTEBOOKS_TIMEOUT:-120}
+TESTS_TIMEOUT=${TESTS_TIMEOUT:-150}
 GAUSSIAN_TIMEOUT=${GAUSSIAN_TIMEOUT:-120}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 IMAGES_TIMEOUT=${IMAGES_TIMEOUT:-60}
+NOTEBOOKS_TIMEOUT=${NOTEBOOKS_TIMEOUT:-240}
 TOTAL_TIMEOUT=${TOTAL_TIMEOUT:-520}
 deadline=$((SECONDS + TOTAL_TIMEOUT))
 
@@ -84,6 +96,7 @@ export OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 JUPYTER_PL
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 
 say() { echo "$*" | tee -a "$log"; }
+wants() { [[ " $STAGES " == *" $1 "* ]]; }
 note() { say "$*"; echo "$*" >>"$summary"; }
 failures=0
 
@@ -182,62 +195,73 @@ else
 fi
 
 # --------------------------------------------------------------------------- 2. tests
-# -o addopts= : pyproject's addopts name nbval's options, which a machine without nbval
-# does not know; these tests need none of them.
-run_stage "tests (pytest -m gpu)" "$TESTS_TIMEOUT" \
-    "$py" -m pytest -p no:cacheprovider -p no:nbval -o addopts= -m gpu -q -rs tests/test_gpu.py
-
-# --------------------------------------------------------------------------- 3. notebooks
-notebooks=(book/*.ipynb)
-if ! "$py" -c 'import nbval, ipykernel' >/dev/null 2>&1; then
-    failures=$((failures + 1))
-    note "notebooks: SKIPPED: nbval or ipykernel cannot be imported (carry their wheels in .whl/, see this script's header)"
-else
-    limit=$(limit_for "$NOTEBOOKS_TIMEOUT")
-    if ((limit < 10)); then
-        failures=$((failures + 1))
-        note "notebooks: SKIPPED (no time left of TOTAL_TIMEOUT=$TOTAL_TIMEOUT s)"
-    else
-        say "=== notebooks (limit ${limit} s each, ${#notebooks[@]} at once): nbval on ${notebooks[*]}"
-        pids=()
-        for notebook in "${notebooks[@]}"; do
-            timeout --kill-after=10 "$limit" "$py" -m pytest -p no:cacheprovider -o addopts= \
-                --nbval --nbval-current-env --nbval-cell-timeout=300 \
-                --nbval-sanitize-with tests/nbval_sanitize.cfg -q "$notebook" \
-                >"$work/$(basename "$notebook").log" 2>&1 &
-            pids+=($!)
-        done
-        for position in "${!notebooks[@]}"; do
-            wait "${pids[$position]}"
-            rc=$?
-            notebook=${notebooks[$position]}
-            say "--- $notebook"
-            show_output "$work/$(basename "$notebook").log" 15
-            result=$(grep -E '(passed|failed|error|skipped).* in [0-9.]+s' \
-                "$work/$(basename "$notebook").log" | tail -n 1 | tr -d '=')
-            ended "$rc" "$limit"
-            note "notebook $notebook: $status${result:+:$result}"
-        done
-    fi
+if wants tests; then
+    # -o addopts= : pyproject's addopts name nbval's options, which a machine without nbval
+    # does not know; these tests need none of them.
+    run_stage "tests (pytest -m gpu)" "$TESTS_TIMEOUT" \
+        "$py" -m pytest -p no:cacheprovider -p no:nbval -o addopts= -m gpu -q -rs tests/test_gpu.py
 fi
 
-# --------------------------------------------------------------------------- 4. gaussian
-for critic in separable concat; do
-    run_stage "gaussian $critic (paper size, twelve bounds, seed 0)" "$GAUSSIAN_TIMEOUT" \
-        "$py" -m remi_tutorial.benchmarks gaussian --critic "$critic" --estimators all \
-        --seeds 0 --device cuda --compile --out "$out_dir/gaussian_$critic.parquet"
-done
-seconds=$(grep -hE '^(separable|concat): [0-9.]+ s$' "$log" | paste -sd ' ' -)
-note "gaussian wall times (20,000 steps, compiling included): ${seconds:-none}"
+# --------------------------------------------------------------------------- 3. gaussian
+if wants gaussian; then
+    for critic in separable concat; do
+        run_stage "gaussian $critic (paper size, twelve bounds, seed 0)" "$GAUSSIAN_TIMEOUT" \
+            "$py" -m remi_tutorial.benchmarks gaussian --critic "$critic" --estimators all \
+            --seeds 0 --device cuda --compile --out "$out_dir/gaussian_$critic.parquet" \
+            --results "$work/gaussian_cells"
+    done
+    seconds=$(grep -hE '^(separable|concat) seed 0: [0-9.]+ s$' "$log" | paste -sd ' ' -)
+    note "gaussian wall times (20,000 steps, compiling included): ${seconds:-none}"
+fi
 
-# --------------------------------------------------------------------------- 5. bench
-run_stage "bench (scripts/bench_gaussian.py --gpu-only)" "$BENCH_TIMEOUT" \
-    "$py" scripts/bench_gaussian.py --gpu-only --rounds 1 --gpu-steps 300
+# --------------------------------------------------------------------------- 4. bench
+if wants bench; then
+    run_stage "bench (scripts/bench_gaussian.py --gpu-only)" "$BENCH_TIMEOUT" \
+        "$py" scripts/bench_gaussian.py --gpu-only --rounds 1 --gpu-steps 300
+fi
 
-# --------------------------------------------------------------------------- 6. images
-# 200 timed steps: the CPU's default of 20 lasts a fraction of a second on a GPU.
-run_stage "images (scripts/bench_images.py on the GPU)" "$IMAGES_TIMEOUT" \
-    "$py" scripts/bench_images.py --device cuda --steps 200 --warmup 20
+# --------------------------------------------------------------------------- 5. images
+if wants images; then
+    # 200 timed steps: the CPU's default of 20 lasts a fraction of a second on a GPU.
+    run_stage "images (scripts/bench_images.py on the GPU)" "$IMAGES_TIMEOUT" \
+        "$py" scripts/bench_images.py --device cuda --steps 200 --warmup 20
+fi
+
+# --------------------------------------------------------------------------- 6. notebooks
+if wants notebooks; then
+    notebooks=(book/*.ipynb)
+    if ! "$py" -c 'import nbval, ipykernel' >/dev/null 2>&1; then
+        failures=$((failures + 1))
+        note "notebooks: SKIPPED: nbval or ipykernel cannot be imported (carry their wheels in .whl/, see this script's header)"
+    else
+        limit=$(limit_for "$NOTEBOOKS_TIMEOUT")
+        if ((limit < 10)); then
+            failures=$((failures + 1))
+            note "notebooks: SKIPPED (no time left of TOTAL_TIMEOUT=$TOTAL_TIMEOUT s)"
+        else
+            say "=== notebooks (limit ${limit} s each, ${#notebooks[@]} at once): nbval on ${notebooks[*]}"
+            pids=()
+            for notebook in "${notebooks[@]}"; do
+                timeout --kill-after=10 "$limit" "$py" -m pytest -p no:cacheprovider -o addopts= \
+                    --nbval --nbval-current-env --nbval-cell-timeout=300 \
+                    --nbval-sanitize-with tests/nbval_sanitize.cfg -q "$notebook" \
+                    >"$work/$(basename "$notebook").log" 2>&1 &
+                pids+=($!)
+            done
+            for position in "${!notebooks[@]}"; do
+                wait "${pids[$position]}"
+                rc=$?
+                notebook=${notebooks[$position]}
+                say "--- $notebook"
+                show_output "$work/$(basename "$notebook").log" 15
+                result=$(grep -E '(passed|failed|error|skipped).* in [0-9.]+s' \
+                    "$work/$(basename "$notebook").log" | tail -n 1 | tr -d '=')
+                ended "$rc" "$limit"
+                note "notebook $notebook: $status${result:+:$result}"
+            done
+        fi
+    fi
+fi
 
 say "=== summary"
 cat "$summary"

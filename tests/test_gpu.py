@@ -215,8 +215,11 @@ def test_the_compiled_batched_gaussian_run_on_cuda_trains_like_the_eager_one(cri
         warnings.simplefilter("error", RuntimeWarning)  # a failed compilation must not pass
         compiled = run_gaussian_benchmark(config, device=CUDA, progress=False, compile=True)
     assert compiled[["estimator", "seed", "step"]].equals(eager[["estimator", "seed", "step"]])
+    # as on the CPU (tests/test_train.py): the same float64 arithmetic, fused and reduced in
+    # another order, drifts apart by rounding over the steps
     for field in ("mi", "objective", "penalty"):
-        np.testing.assert_allclose(compiled[field], eager[field], **F64_TOLERANCE, err_msg=field)
+        np.testing.assert_allclose(compiled[field], eager[field], rtol=1e-9, atol=1e-9,
+                                   err_msg=field)
 
 
 CHECKPOINT_STEPS, CHECKPOINT_EVERY = 40, 10

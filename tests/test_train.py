@@ -3,6 +3,7 @@ import warnings
 
 import pytest
 import torch
+from torch._dynamo.backends.common import aot_autograd
 
 from remi_tutorial.bounds import BOUND_NAMES, get_bound
 from remi_tutorial.critics import ConcatCritic, SeparableCritic
@@ -243,6 +244,25 @@ def test_every_run_of_a_sequence_of_compiled_runs_is_compiled(monkeypatch):
         train(critic, get_bound(name), gaussian_batches(2, 8, 1.0, seed=0), steps=3,
               progress=False, compile=True)
     assert frames["ok"] - compiled_before >= len(BOUND_NAMES)  # a compiled frame per bound
+
+
+def test_a_run_whose_backward_fails_to_compile_warns_and_trains_eagerly(monkeypatch):
+    """torch.compile compiles the backward at the first ``backward()``, after the forward
+    has run compiled: a failure there falls back too, and the step is redone eagerly."""
+    _, eager = stacked_run(compile=False)
+
+    def failing_backward(graph, example_inputs):
+        raise torch._dynamo.exc.TorchDynamoException("no Triton for the backward")
+
+    backend = aot_autograd(fw_compiler=lambda graph, example_inputs: graph.forward,
+                           bw_compiler=failing_backward)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda function, mode, dynamic: real_compile(
+        function, backend=backend, dynamic=dynamic))
+    torch._dynamo.reset()
+    with pytest.warns(CompileFailedWarning, match="no Triton for the backward.*training eagerly"):
+        _, fallback = stacked_run(compile=True)
+    assert fallback.history.equals(eager.history)
 
 
 def test_compile_takes_a_torch_compile_mode(monkeypatch):
